@@ -1,0 +1,71 @@
+"""Builds the knowledge components from settings; the one place that knows the concrete types."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+
+from tqdm import tqdm
+
+from cadrebot.handlers.qa import AnswerComposer
+from cadrebot.indexer.builder import BuildReport, IndexBuilder
+from cadrebot.indexer.embedders import Embedder, create_embedder
+from cadrebot.indexer.search import HybridSearcher
+from cadrebot.indexer.store import IndexStore
+from cadrebot.indexer.tokenizer import PolicyTokenizer
+from cadrebot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Knowledge:
+    embedder: Embedder
+    tokenizer: PolicyTokenizer
+    builder: IndexBuilder
+    searcher: HybridSearcher
+    composer: AnswerComposer
+
+
+def build_knowledge(settings: Settings) -> Knowledge:
+    """Construct (not load) the knowledge components; nothing heavy happens here."""
+    embedder = create_embedder(settings.embedder)
+    tokenizer = PolicyTokenizer()
+    builder = IndexBuilder(settings, embedder, tokenizer)
+    searcher = HybridSearcher(settings, embedder, tokenizer)
+    return Knowledge(embedder, tokenizer, builder, searcher, AnswerComposer(searcher))
+
+
+def build_index_with_progress(builder: IndexBuilder, *, rebuild: bool = False) -> BuildReport:
+    """Build the index, showing a progress bar on stderr while passages are embedded."""
+    bar: tqdm | None = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if total == 0:
+            return
+        if bar is None:
+            bar = tqdm(total=total, desc="向量化文本", unit="段", file=sys.stderr, leave=False)
+        bar.n = done
+        bar.refresh()
+
+    try:
+        return builder.build(rebuild=rebuild, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def ensure_index(settings: Settings, knowledge: Knowledge) -> BuildReport | None:
+    """Build the index if this data dir has none yet (first run)."""
+    if IndexStore(settings.index_dir).current_name() is not None:
+        return None
+    print("首次运行：正在从知识库建立索引……", file=sys.stderr)
+    report = build_index_with_progress(knowledge.builder)
+    print(
+        f"索引已建立：{report.documents} 份文件，{report.chunks} 段，"
+        f"用时 {report.seconds:.1f} 秒。",
+        file=sys.stderr,
+    )
+    return report

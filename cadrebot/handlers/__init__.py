@@ -1,0 +1,1 @@
+"""Channel-free conversation logic: intake forms, cases, the conversation service."""

@@ -1,0 +1,280 @@
+"""Policy Q&A: pick the sentences that answer the question and cite where they stand.
+
+Extractive on purpose: every word of an answer is a word of a document, so a cadre can quote
+it. No generation, no paraphrase. When the best passages do not cover the question, the reply
+says so instead of offering the nearest passage as if it answered.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from cadrebot.indexer.sentences import question_shape, split_sentences
+from cadrebot.indexer.types import Chunk, ChunkKind, DocumentMeta
+
+MAX_BODY_CHARS = 300
+NOT_FOUND_TEXT = "知识库中没有找到相关规定。"
+NOT_FOUND_HINT = (
+    "可以换个说法再问，或写明具体事项和地区（如“信丰县产业奖补”）；"
+    "政策以当地乡村振兴部门解释为准，也可拨打12317咨询。"
+)
+
+
+class Hit(Protocol):
+    """What the composer needs of a search result (HybridSearcher's SearchHit satisfies it)."""
+
+    @property
+    def chunk(self) -> Chunk: ...
+
+    @property
+    def meta(self) -> DocumentMeta: ...
+
+    @property
+    def score(self) -> float: ...
+
+    @property
+    def dense(self) -> float: ...
+
+    @property
+    def coverage(self) -> float: ...
+
+
+class Retriever(Protocol):
+    @property
+    def version(self) -> str: ...
+
+    def search(self, query: str, top_k: int = 5) -> Sequence[Hit]: ...
+
+    def query_terms(self, query: str) -> list[str]: ...
+
+    def term_weight(self, term: str) -> float: ...
+
+    def known_place(self, name: str) -> bool: ...
+
+    def place_names(self, query: str) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class AnswerPolicy:
+    """Thresholds calibrated on eval/dev.jsonl (README, "Quality")."""
+
+    min_coverage: float = 0.5  # idf-weighted share of question terms in the best passage
+    min_dense: float = 0.80  # cosine of question and best passage
+    strong_dense: float = 0.86  # above this, trust the vectors even with low term overlap
+    second_level_ratio: float = 0.75  # a passage of the other level within this share of the best
+    top_k: int = 5
+
+
+@dataclass(frozen=True)
+class Citation:
+    doc_title: str
+    doc_number: str
+    section: str
+    text: str
+    score: float
+    level: str = ""
+    region: str = ""
+    responsible: str = ""
+    chunk_id: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "doc_title": self.doc_title,
+            "doc_number": self.doc_number,
+            "section": self.section,
+            "text": self.text,
+            "score": round(self.score, 6),
+            "level": self.level,
+            "region": self.region,
+            "responsible": self.responsible,
+            "chunk_id": self.chunk_id,
+        }
+
+    def label(self) -> str:
+        """文件标题（文号）› 章节 › 条目 — the way a cadre quotes it."""
+        title = f"《{self.doc_title}》" + (f"（{self.doc_number}）" if self.doc_number else "")
+        return f"{title} › {self.section}" if self.section else title
+
+
+@dataclass
+class PolicyAnswer:
+    question: str
+    found: bool
+    answer: str  # the answer body: sentences from the documents, or the not-found message
+    citations: list[Citation] = field(default_factory=list)
+    latency_ms: float = 0.0
+    kb_version: str = ""
+
+    @property
+    def text(self) -> str:
+        return render_answer(self)
+
+    @property
+    def chunk_ids(self) -> list[str]:
+        return [c.chunk_id for c in self.citations]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "found": self.found,
+            "answer": self.answer,
+            "citations": [c.to_json() for c in self.citations],
+            "latency_ms": round(self.latency_ms, 3),
+        }
+
+
+# --- pure helpers ---------------------------------------------------------------------------
+
+_RESPONSIBLE_CLAUSE = re.compile(r"[（(〔【\[]\s*责任单位[:：].*?[)）〕】\]]")
+
+
+def strip_responsible(text: str) -> str:
+    return _RESPONSIBLE_CLAUSE.sub("", text).strip()
+
+
+def level_label(meta: DocumentMeta) -> str:
+    if meta.level == "省":
+        return "省级"
+    return meta.region or meta.level
+
+
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class AnswerComposer:
+    """Turns search hits into a short cited answer. Depends only on the Retriever protocol."""
+
+    def __init__(self, retriever: Retriever, policy: AnswerPolicy | None = None) -> None:
+        self._retriever = retriever
+        self.policy = policy or AnswerPolicy()
+
+    def answer(self, question: str) -> PolicyAnswer:
+        started = time.perf_counter()
+        question = question.strip()
+        result = self._compose(question)
+        result.latency_ms = (time.perf_counter() - started) * 1000
+        return result
+
+    # ---------------------------------------------------------------------------------------
+    def _compose(self, question: str) -> PolicyAnswer:
+        version = self._retriever.version
+        if not question:
+            return PolicyAnswer(question, False, "请输入要查询的政策问题。", kb_version=version)
+        hits = list(self._retriever.search(question, top_k=self.policy.top_k))
+        if not hits or not self._answers_question(question, hits[0]):
+            return PolicyAnswer(question, False, NOT_FOUND_TEXT, kb_version=version)
+
+        best = hits[0]
+        used: list[Hit] = [best]
+        body = self._extract(question, best)
+        # When a provincial and a local document both answer, show both, labelled.
+        other = self._other_level(question, hits)
+        if other is not None:
+            other_body = self._extract(question, other)
+            pair = sorted(
+                [(best, body), (other, other_body)], key=lambda p: p[0].meta.level != "省"
+            )
+            body = "\n".join(f"【{level_label(h.meta)}】{b}" for h, b in pair)
+            used = [best, other]
+        body = _truncate(body, MAX_BODY_CHARS)
+        citations = [self._cite(h) for h in used]
+        citations += [self._cite(h) for h in hits if h not in used][:2]
+        return PolicyAnswer(question, True, body, citations, kb_version=version)
+
+    def _answers_question(self, question: str, best: Hit) -> bool:
+        p = self.policy
+        # A place the knowledge base does not cover (北京, 上海市) means the documents cannot
+        # answer, however similar the topic words are.
+        for place in self._retriever.place_names(question):
+            if not self._retriever.known_place(place):
+                return False
+        if best.dense >= p.strong_dense and best.coverage >= p.min_coverage / 2:
+            return True
+        return best.coverage >= p.min_coverage and best.dense >= p.min_dense
+
+    def _other_level(self, question: str, hits: list[Hit]) -> Hit | None:
+        best = hits[0]
+        want_province = best.meta.level != "省"
+        for hit in hits[1:]:
+            if (hit.meta.level == "省") != want_province:
+                continue
+            if hit.score < self.policy.second_level_ratio * best.score:
+                return None
+            if self._answers_question(question, hit) and hit.coverage >= best.coverage * 0.9:
+                return hit
+            return None
+        return None
+
+    def _extract(self, question: str, hit: Hit) -> str:
+        chunk = hit.chunk
+        if chunk.kind == ChunkKind.TABLE_ROW:
+            cells = [c for c in chunk.text.split("；") if not c.startswith("序号")]
+            return _truncate("；".join(cells), MAX_BODY_CHARS)
+        sentences = split_sentences(strip_responsible(chunk.text))
+        if not sentences:
+            return _truncate(chunk.text, MAX_BODY_CHARS)
+        terms = self._retriever.query_terms(question)
+        shape = question_shape(question)
+
+        def score(sentence: str) -> float:
+            s = sum(self._retriever.term_weight(t) for t in terms if t in sentence)
+            return s * 1.5 if shape.specific and shape.matches(sentence) else s
+
+        scored = sorted(range(len(sentences)), key=lambda i: score(sentences[i]), reverse=True)
+        top = scored[0]
+        chosen = [top]
+        length = len(sentences[top])
+        top_score = score(sentences[top])
+        for i in scored[1:3]:
+            s = score(sentences[i])
+            if s <= 0 or s < 0.5 * top_score or length + len(sentences[i]) > MAX_BODY_CHARS:
+                continue
+            chosen.append(i)
+            length += len(sentences[i])
+        chosen.sort()
+        # Item titles such as "强化动态监测识别。" alone answer nothing; keep them only as context.
+        return "".join(sentences[i] for i in chosen)
+
+    @staticmethod
+    def _cite(hit: Hit) -> Citation:
+        return Citation(
+            doc_title=hit.meta.title,
+            doc_number=hit.meta.doc_number,
+            section=hit.chunk.section_label(),
+            text=hit.chunk.text,
+            score=hit.score,
+            level=hit.meta.level,
+            region=hit.meta.region,
+            responsible=hit.chunk.responsible,
+            chunk_id=hit.chunk.chunk_id,
+        )
+
+
+def render_answer(answer: PolicyAnswer, max_sources: int = 1) -> str:
+    """The chat reply: the fact first, then where it is written, short enough for a phone."""
+    if not answer.found:
+        return f"{answer.answer}\n{NOT_FOUND_HINT}"
+    lines = [answer.answer, ""]
+    shown = answer.citations[: max(max_sources, answer.answer.count("【"))]
+    for c in shown:
+        lines.append(f"出处：{c.label()}")
+        place = "省级文件" if c.level == "省" else f"{c.region}（{c.level}级）文件"
+        lines.append(f"适用：{place}")
+        if c.responsible:
+            lines.append(f"责任单位：{_truncate(c.responsible, 80)}")
+    return "\n".join(lines).strip()
+
+
+def render_more_sources(answer: PolicyAnswer) -> str:
+    """The "更多出处" reply: further passages with their citations."""
+    extra = answer.citations[1:]
+    if not extra:
+        return "没有更多出处了。"
+    parts = []
+    for n, c in enumerate(extra, 1):
+        parts.append(f"{n}. {c.label()}\n{_truncate(c.text, 120)}")
+    return "\n\n".join(parts)

@@ -1,0 +1,1 @@
+"""Knowledge indexing: load, clean, chunk, embed, store and search policy documents."""

@@ -1,0 +1,296 @@
+"""Hybrid search: FAISS dense vectors + BM25 over jieba tokens, fused by weighted rank.
+
+Dense vectors find paraphrases ("生活困难了怎么办" → 监测帮扶), BM25 pins exact terms and
+numbers ("12317", "公益性岗位"). Reciprocal-rank fusion needs no score calibration between the
+two, which matters because e5 cosines crowd into a narrow band. On top, a scope rule from
+the catalog: a question that names a county or district ("信丰县…") prefers that place's
+documents, one that says 全省 prefers provincial ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cadrebot.indexer.embedders import Embedder, manifest_matches
+from cadrebot.indexer.sentences import QuestionShape, question_shape, split_sentences
+from cadrebot.indexer.store import IndexMismatchError, IndexStore, IndexVersion
+from cadrebot.indexer.tokenizer import PolicyTokenizer
+from cadrebot.indexer.types import Chunk, DocumentMeta
+from cadrebot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FusionParams:
+    """Tuned on eval/dev.jsonl (see README, "Quality")."""
+
+    rrf_k: float = 20.0
+    dense_weight: float = 1.0
+    lexical_weight: float = 1.0
+    scope_bonus: float = 0.5  # relative to the best fused score
+    candidates: int = 60
+    # Rerank: how much the best single sentence's coverage of the question counts, next to
+    # the fused score (both scaled to 0..1). A passage whose one sentence carries all the
+    # question's terms, and the kind of fact asked for (a number, a date), is the answer.
+    sentence_weight: float = 0.5
+    shape_bonus: float = 0.3
+    rerank_depth: int = 20
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    chunk: Chunk
+    meta: DocumentMeta
+    score: float  # fused score, comparable only within one query
+    dense: float  # cosine similarity of query and passage
+    lexical: float  # raw BM25 score (0 when no query term occurs)
+    coverage: float  # idf-weighted share of the query's terms present in the passage
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "doc_title": self.meta.title,
+            "doc_number": self.meta.doc_number,
+            "section": self.chunk.section_label(),
+            "text": self.chunk.text,
+            "score": round(self.score, 6),
+        }
+
+
+_REGION_SUFFIX = re.compile(r"(新区|县|区|市|省)$")
+
+
+def scope_aliases(meta: DocumentMeta) -> set[str]:
+    """Names a user would use for where a document applies (信丰县 → {信丰县, 信丰})."""
+    if meta.level == "省":
+        return {"全省", "省级", meta.region} - {""}
+    aliases: set[str] = set()
+    # "赣州市信丰县" → the innermost place is the one that makes the document specific.
+    parts = [p for p in re.split(r"(?<=[省市])", meta.region) if p]
+    if parts:
+        inner = parts[-1]
+        aliases.add(inner)
+        short = _REGION_SUFFIX.sub("", inner)
+        if len(short) >= 2:
+            aliases.add(short)
+        # "赣州蓉江新区" → also "蓉江新区" / "蓉江"
+        for city in ("赣州", "景德镇"):
+            if inner.startswith(city) and len(inner) > len(city) + 1:
+                rest = inner[len(city) :]
+                aliases.add(rest)
+                aliases.add(_REGION_SUFFIX.sub("", rest))
+    return {a for a in aliases if len(a) >= 2}
+
+
+class HybridSearcher:
+    """Loads the current index version and answers ranked-passage queries."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: Embedder,
+        tokenizer: PolicyTokenizer | None = None,
+        params: FusionParams | None = None,
+    ) -> None:
+        self._settings = settings
+        self._embedder = embedder
+        self._tokenizer = tokenizer or PolicyTokenizer()
+        self.params = params or FusionParams()
+        self._store = IndexStore(settings.index_dir)
+        self._index: IndexVersion | None = None
+        self._aliases: dict[str, set[str]] = {}
+        self._idf: dict[str, float] = {}
+        self._corpus_text = ""
+        self._token_cache: dict[int, tuple[set[str], list[tuple[str, set[str]]]]] = {}
+        self._lock = threading.Lock()
+
+    # -- loading ---------------------------------------------------------------------------
+    def load(self) -> None:
+        """Load the current index (and the model). Raises if it was built by another embedder."""
+        self._tokenizer.warm_up()
+        index = self._store.load()
+        if not manifest_matches(index.manifest, self._embedder):
+            built = index.manifest.get("embedder", {})
+            raise IndexMismatchError(
+                f"索引是用 {built.get('backend')}:{built.get('model_id')} 建立的，"
+                f"当前配置的是 {self._embedder.backend}:{self._embedder.model_id}。"
+                "请运行 `cadrebot index --rebuild` 重建索引。"
+            )
+        self._embedder.warm_up()
+        aliases = {doc_id: scope_aliases(meta) for doc_id, meta in index.documents.items()}
+        idf = self._compute_idf(index)
+        corpus_text = "\n".join(
+            [m.title + m.region + m.issuer for m in index.documents.values()]
+            + [c.text for c in index.chunks]
+        )
+        with self._lock:
+            self._index, self._aliases, self._idf = index, aliases, idf
+            self._corpus_text = corpus_text
+            self._token_cache = {}
+
+    def reload_if_changed(self) -> bool:
+        """Switch to a newer index version if one was published; returns True when it did."""
+        current = self._store.current_name()
+        if current is None or (self._index is not None and self._index.name == current):
+            return False
+        self.load()
+        return True
+
+    @property
+    def index(self) -> IndexVersion:
+        if self._index is None:
+            self.load()
+        assert self._index is not None
+        return self._index
+
+    @property
+    def version(self) -> str:
+        return self.index.name
+
+    def _compute_idf(self, index: IndexVersion) -> dict[str, float]:
+        vocab: dict[str, int] = index.bm25.vocab_dict or {}
+        n_docs = max(1, index.chunk_count)
+        # document frequency from the sparse score matrix (column counts per token id)
+        indptr = np.asarray(index.bm25.scores["indptr"])
+        df = np.diff(indptr)
+        return {
+            token: math.log(1 + (n_docs - df[tid] + 0.5) / (df[tid] + 0.5))
+            for token, tid in vocab.items()
+            if tid < len(df)
+        }
+
+    # -- querying --------------------------------------------------------------------------
+    def query_terms(self, query: str) -> list[str]:
+        return list(dict.fromkeys(self._tokenizer.tokens(query)))
+
+    def term_weight(self, term: str) -> float:
+        # Terms the knowledge base never uses get a high weight: a question about 公积金
+        # should not count as covered because 贷款 happens to occur.
+        return self._idf.get(term, 8.0)
+
+    def coverage(self, terms: list[str], text_tokens: set[str]) -> float:
+        if not terms:
+            return 0.0
+        total = sum(self.term_weight(t) for t in terms)
+        hit = sum(self.term_weight(t) for t in terms if t in text_tokens)
+        return hit / total if total else 0.0
+
+    def place_names(self, query: str) -> list[str]:
+        return self._tokenizer.place_names(query)
+
+    def known_place(self, name: str) -> bool:
+        """Whether the knowledge base mentions a place at all (上海市 → 上海 → no)."""
+        _ = self.index
+        short = _REGION_SUFFIX.sub("", name)
+        return name in self._corpus_text or (len(short) >= 2 and short in self._corpus_text)
+
+    def scope_of(self, query: str) -> set[str]:
+        """Documents the question names by place (信丰县, 蓉江新区, 全省 …)."""
+        index = self.index
+        named = {d for d, aliases in self._aliases.items() if any(a in query for a in aliases)}
+        local = {d for d in named if index.documents[d].level != "省"}
+        return local or named
+
+    def _chunk_tokens(self, i: int) -> tuple[set[str], list[tuple[str, set[str]]]]:
+        """Tokens of a chunk's location (title, headings) and of each of its sentences."""
+        cached = self._token_cache.get(i)
+        if cached is not None:
+            return cached
+        index = self.index
+        chunk = index.chunks[i]
+        meta = index.documents[chunk.doc_id]
+        where = set(self._tokenizer.tokens(meta.title + " " + chunk.section_label()))
+        sentences = [(s, set(self._tokenizer.tokens(s))) for s in split_sentences(chunk.text)]
+        if len(self._token_cache) > 50_000:
+            self._token_cache.clear()
+        self._token_cache[i] = (where, sentences)
+        return where, sentences
+
+    def _sentence_coverage(
+        self, i: int, terms: list[str], shape: QuestionShape
+    ) -> tuple[float, float]:
+        """(best sentence score, whole-passage coverage) for candidate ``i``."""
+        where, sentences = self._chunk_tokens(i)
+        everything = set(where)
+        best = 0.0
+        for sentence, tokens in sentences:
+            everything |= tokens
+            score = self.coverage(terms, tokens | where)
+            if shape.specific and shape.matches(sentence):
+                score *= 1 + self.params.shape_bonus
+            best = max(best, score)
+        return best, self.coverage(terms, everything)
+
+    def search(self, query: str, top_k: int = 5) -> list[SearchHit]:
+        index = self.index
+        n = index.chunk_count
+        if n == 0 or not query.strip():
+            return []
+        p = self.params
+        pool = min(n, max(p.candidates, top_k))
+        qvec = self._embedder.embed_query(query).reshape(1, -1)
+        dense_scores, dense_ids = index.vectors.search(qvec, pool)
+        dense_rank = {int(i): r for r, i in enumerate(dense_ids[0]) if i >= 0}
+        dense_of = {int(i): float(s) for s, i in zip(dense_scores[0], dense_ids[0], strict=True)}
+
+        terms = self.query_terms(query)
+        lexical_rank: dict[int, int] = {}
+        if terms:
+            scores = index.bm25.get_scores(terms)
+            order = np.argsort(-scores)[:pool]
+            for r, i in enumerate(order):
+                if scores[i] <= 0:
+                    break
+                lexical_rank[int(i)] = r
+            all_lexical = scores
+        else:
+            all_lexical = np.zeros(n, dtype=np.float32)
+
+        fused: dict[int, float] = {}
+        for i in set(dense_rank) | set(lexical_rank):
+            s = 0.0
+            if i in dense_rank:
+                s += p.dense_weight / (p.rrf_k + dense_rank[i] + 1)
+            if i in lexical_rank:
+                s += p.lexical_weight / (p.rrf_k + lexical_rank[i] + 1)
+            fused[i] = s
+        scoped = self.scope_of(query)
+        if scoped and fused:
+            bonus = p.scope_bonus * max(fused.values())
+            for i in fused:
+                if index.chunks[i].doc_id in scoped:
+                    fused[i] += bonus
+
+        shape = question_shape(query)
+        top = max(fused.values()) if fused else 1.0
+        pool_ids = sorted(fused, key=lambda i: fused[i], reverse=True)[: max(p.rerank_depth, top_k)]
+        final: dict[int, float] = {}
+        coverage_of: dict[int, float] = {}
+        for i in pool_ids:
+            sentence_cov, coverage_of[i] = self._sentence_coverage(i, terms, shape)
+            final[i] = fused[i] / top + p.sentence_weight * sentence_cov
+        ranked = sorted(pool_ids, key=lambda i: final[i], reverse=True)[:top_k]
+        hits: list[SearchHit] = []
+        for i in ranked:
+            chunk = index.chunks[i]
+            dense = dense_of.get(i)
+            if dense is None:  # found by BM25 only: score it against its stored vector
+                dense = float(index.vectors.reconstruct(i) @ qvec[0])
+            hits.append(
+                SearchHit(
+                    chunk=chunk,
+                    meta=index.documents[chunk.doc_id],
+                    score=final[i],
+                    dense=dense,
+                    lexical=float(all_lexical[i]),
+                    coverage=coverage_of[i],
+                )
+            )
+        return hits

@@ -1,0 +1,636 @@
+"""SQL implementations of the repository protocols in :mod:`cadrebot.handlers.ports`.
+
+One :class:`SqlUnitOfWork` is one database transaction shared by all its repositories. The
+repositories use SQLAlchemy Core statements on the mapped tables (no ORM session): every
+read goes to the database, so there is no identity map that could hand back stale rows
+after another worker's commit, and the optimistic checks are explicit ``WHERE`` clauses.
+
+Concurrency
+-----------
+* PostgreSQL: :meth:`SqlDialogStateRepository.locked` takes a row lock
+  (``SELECT ... FOR UPDATE``) on the conversation's row in ``conversation_locks``, created on
+  first use with ``INSERT ... ON CONFLICT DO NOTHING``. Different conversations lock
+  different rows and never wait for each other.
+* SQLite: every unit-of-work transaction starts with ``BEGIN IMMEDIATE`` (see
+  :data:`cadrebot.storage.db.SQLITE_BEGIN_OPTION`), so writers are serialised database-wide;
+  a unit of work holds the write lock from its first statement until commit or rollback.
+* Case numbers come from ``case_counters``, bumped by one upsert that row-locks the counter
+  until commit: two workers never get the same number.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, date, datetime, tzinfo
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    Table,
+    delete,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from cadrebot.handlers.ports import (
+    Case,
+    CaseEvent,
+    CasePage,
+    CaseQuery,
+    CaseRepository,
+    ConcurrentUpdateError,
+    ConversationKey,
+    DialogPhase,
+    DialogState,
+    DialogStateRepository,
+    Exchange,
+    ExchangeKind,
+    ExchangeLog,
+    NewCase,
+    NotFoundError,
+    Role,
+    UnitOfWork,
+    UnitOfWorkFactory,
+    User,
+    UserRepository,
+)
+from cadrebot.storage.db import writer_engine
+from cadrebot.storage.models import (
+    Base,
+    CaseCounterRow,
+    CaseDueDateRow,
+    CaseEventRow,
+    CaseRow,
+    ConversationLockRow,
+    DialogStateRow,
+    ExchangeRow,
+    UserRow,
+)
+
+
+def _table(model: type[Base]) -> Table:
+    return Base.metadata.tables[model.__tablename__]
+
+
+_users = _table(UserRow)
+_exchanges = _table(ExchangeRow)
+_locks = _table(ConversationLockRow)
+_dialogs = _table(DialogStateRow)
+_counters = _table(CaseCounterRow)
+_cases = _table(CaseRow)
+_due_dates = _table(CaseDueDateRow)
+_events = _table(CaseEventRow)
+
+
+def _upsert(connection: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An ``INSERT`` that supports ``ON CONFLICT`` on the connection's backend."""
+    name = connection.dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"database backend {name!r} is not supported")
+
+
+def case_number(prefix: str, year: int, sequence: int) -> str:
+    """``case_number("FX", 2026, 123) == "FX-2026-000123"``."""
+    return f"{prefix}-{year}-{sequence:06d}"
+
+
+# --------------------------------------------------------------------------- unit of work
+
+
+class SqlUnitOfWork:
+    """One transaction spanning all repositories (implements ``ports.UnitOfWork``).
+
+    The database connection is taken from the pool on first use, not on ``__enter__``.
+    ``__exit__`` rolls back whatever was not committed and returns the connection.
+    """
+
+    # Typed as the protocols (whose attributes are invariant) so this class is a UnitOfWork.
+    users: UserRepository
+    dialogs: DialogStateRepository
+    cases: CaseRepository
+    exchanges: ExchangeLog
+
+    def __init__(self, engine: Engine, *, tz: tzinfo = UTC) -> None:
+        self._engine = writer_engine(engine)
+        self._tz = tz
+        self._connection: Connection | None = None
+        self._held_locks: list[ConversationKey] = []
+        self.users = SqlUserRepository(self)
+        self.dialogs = SqlDialogStateRepository(self)
+        self.cases = SqlCaseRepository(self)
+        self.exchanges = SqlExchangeLog(self)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def commit(self) -> None:
+        if self._connection is None:
+            return
+        self._connection.commit()
+        self._reacquire_locks()
+
+    def rollback(self) -> None:
+        if self._connection is None:
+            return
+        self._connection.rollback()
+        self._reacquire_locks()
+
+    def close(self) -> None:
+        """Roll back anything uncommitted and give the connection back to the pool."""
+        connection, self._connection = self._connection, None
+        self._held_locks.clear()
+        if connection is not None:
+            try:
+                connection.rollback()
+            finally:
+                connection.close()
+
+    # -- for the repositories
+
+    def connection(self) -> Connection:
+        if self._connection is None:
+            self._connection = self._engine.connect()
+        return self._connection
+
+    def aware(self, value: datetime) -> datetime:
+        """A stored UTC timestamp in the zone this unit of work reports times in."""
+        return value.astimezone(self._tz)
+
+    @contextmanager
+    def conversation_lock(self, key: ConversationKey) -> Iterator[None]:
+        self._lock(key)
+        self._held_locks.append(key)
+        try:
+            yield
+        finally:
+            if key in self._held_locks:  # close() may have released everything already
+                self._held_locks.remove(key)
+
+    def _reacquire_locks(self) -> None:
+        # A commit or rollback ends the transaction and with it the row locks; the protocol
+        # promises the lock until the ``locked()`` block exits, so take it again at once.
+        for key in dict.fromkeys(self._held_locks):
+            self._lock(key)
+
+    def _lock(self, key: ConversationKey) -> None:
+        connection = self.connection()
+        if connection.dialect.name != "postgresql":
+            # SQLite: the transaction starts with BEGIN IMMEDIATE, which takes the database
+            # write lock; running any statement starts it.
+            connection.exec_driver_sql("SELECT 1")
+            return
+        where = (_locks.c.channel == key.channel) & (_locks.c.chat_id == key.chat_id)
+        locking_select = select(_locks.c.channel).where(where).with_for_update()
+        if connection.execute(locking_select).first() is None:
+            connection.execute(
+                _upsert(connection, _locks)
+                .values(channel=key.channel, chat_id=key.chat_id)
+                .on_conflict_do_nothing(index_elements=[_locks.c.channel, _locks.c.chat_id])
+            )
+            # Either our new row or a concurrent inserter's (now committed) one.
+            connection.execute(locking_select).one()
+
+
+class SqlUnitOfWorkFactory:
+    """Makes units of work on one engine (implements ``ports.UnitOfWorkFactory``).
+
+    ``tz`` is the zone datetimes are handed back in (they are stored in UTC); pass the
+    service's zone (Asia/Shanghai) so read-back values print the way they were entered.
+    """
+
+    def __init__(self, engine: Engine, *, tz: tzinfo = UTC) -> None:
+        self._engine = writer_engine(engine)
+        self._tz = tz
+
+    def __call__(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self._engine, tz=self._tz)
+
+
+# --------------------------------------------------------------------------- users
+
+
+class SqlUserRepository:
+    def __init__(self, uow: SqlUnitOfWork) -> None:
+        self._uow = uow
+
+    def get(self, user_id: int) -> User | None:
+        row = self._uow.connection().execute(select(_users).where(_users.c.id == user_id)).first()
+        return _user(row) if row is not None else None
+
+    def find(self, channel: str, external_id: str) -> User | None:
+        row = self._find_row(channel, external_id)
+        return _user(row) if row is not None else None
+
+    def get_or_create(self, channel: str, external_id: str, display_name: str) -> User:
+        connection = self._uow.connection()
+        row = self._find_row(channel, external_id)
+        if row is None:
+            # Two first messages from a new user may race; the loser's insert is a no-op.
+            connection.execute(
+                _upsert(connection, _users)
+                .values(
+                    channel=channel,
+                    external_id=external_id,
+                    display_name=display_name,
+                    role=Role.FARMER.value,
+                    created_at=datetime.now(UTC),
+                )
+                .on_conflict_do_nothing(index_elements=[_users.c.channel, _users.c.external_id])
+            )
+            row = self._find_row(channel, external_id)
+            assert row is not None
+        if row.display_name != display_name:
+            connection.execute(
+                update(_users).where(_users.c.id == row.id).values(display_name=display_name)
+            )
+            return dataclasses.replace(_user(row), display_name=display_name)
+        return _user(row)
+
+    def set_role(self, user_id: int, role: Role, township: str | None, village: str | None) -> User:
+        connection = self._uow.connection()
+        result = connection.execute(
+            update(_users)
+            .where(_users.c.id == user_id)
+            .values(role=Role(role).value, township=township, village=village)
+            .returning(*_users.c)
+        )
+        row = result.first()
+        if row is None:
+            raise NotFoundError(f"no user with id {user_id}")
+        return _user(row)
+
+    def _find_row(self, channel: str, external_id: str) -> Row[Any] | None:
+        statement = select(_users).where(
+            (_users.c.channel == channel) & (_users.c.external_id == external_id)
+        )
+        return self._uow.connection().execute(statement).first()
+
+
+def _user(row: Row[Any]) -> User:
+    return User(
+        id=row.id,
+        channel=row.channel,
+        external_id=row.external_id,
+        display_name=row.display_name,
+        role=Role(row.role),
+        township=row.township,
+        village=row.village,
+    )
+
+
+# --------------------------------------------------------------------------- dialogs
+
+
+def _key_matches(table: Table, key: ConversationKey) -> ColumnElement[bool]:
+    return (table.c.channel == key.channel) & (table.c.chat_id == key.chat_id)
+
+
+class SqlDialogStateRepository:
+    def __init__(self, uow: SqlUnitOfWork) -> None:
+        self._uow = uow
+
+    def load(self, key: ConversationKey) -> DialogState | None:
+        statement = select(_dialogs).where(_key_matches(_dialogs, key))
+        row = self._uow.connection().execute(statement).first()
+        if row is None:
+            return None
+        return DialogState(
+            key=ConversationKey(row.channel, row.chat_id),
+            form_name=row.form_name,
+            current_field=row.current_field,
+            phase=DialogPhase(row.phase),
+            answers=row.answers,
+            started_at=self._uow.aware(row.started_at),
+            updated_at=self._uow.aware(row.updated_at),
+            scratch=row.scratch,
+            version=row.version,
+        )
+
+    def save(self, state: DialogState) -> DialogState:
+        connection = self._uow.connection()
+        values = {
+            "form_name": state.form_name,
+            "current_field": state.current_field,
+            "phase": DialogPhase(state.phase).value,
+            "answers": state.answers,
+            "scratch": state.scratch,
+            "started_at": state.started_at,
+            "updated_at": state.updated_at,
+            "version": state.version + 1,
+        }
+        if state.version == 0:
+            # rowcount is unreliable for INSERT; RETURNING yields no row when it conflicted.
+            inserted = connection.execute(
+                _upsert(connection, _dialogs)
+                .values(channel=state.key.channel, chat_id=state.key.chat_id, **values)
+                .on_conflict_do_nothing(index_elements=[_dialogs.c.channel, _dialogs.c.chat_id])
+                .returning(_dialogs.c.id)
+            ).first()
+            saved = inserted is not None
+        else:
+            result = connection.execute(
+                update(_dialogs)
+                .where(_key_matches(_dialogs, state.key) & (_dialogs.c.version == state.version))
+                .values(**values)
+            )
+            saved = result.rowcount == 1
+        if not saved:
+            raise ConcurrentUpdateError(
+                f"dialog state of {state.key} changed since version {state.version} was read"
+            )
+        return dataclasses.replace(state, version=state.version + 1)
+
+    def delete(self, key: ConversationKey) -> None:
+        self._uow.connection().execute(delete(_dialogs).where(_key_matches(_dialogs, key)))
+
+    def locked(self, key: ConversationKey) -> AbstractContextManager[None]:
+        return self._uow.conversation_lock(key)
+
+
+# --------------------------------------------------------------------------- cases
+
+
+def _case_conditions(query: CaseQuery) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if query.township is not None:
+        conditions.append(_cases.c.township == query.township)
+    if query.village is not None:
+        conditions.append(_cases.c.village == query.village)
+    if query.statuses is not None:
+        conditions.append(_cases.c.status.in_(sorted(query.statuses)))
+    if query.case_type is not None:
+        conditions.append(_cases.c.case_type == query.case_type)
+    if query.submitter_id is not None:
+        conditions.append(_cases.c.submitter_id == query.submitter_id)
+    return conditions
+
+
+class SqlCaseRepository:
+    def __init__(self, uow: SqlUnitOfWork) -> None:
+        self._uow = uow
+
+    def create(self, new: NewCase) -> Case:
+        connection = self._uow.connection()
+        year = new.submitted_at.year  # in the zone the service filed it in
+        sequence = connection.execute(
+            _upsert(connection, _counters)
+            .values(prefix=new.number_prefix, year=year, last_value=1)
+            .on_conflict_do_update(
+                index_elements=[_counters.c.prefix, _counters.c.year],
+                set_={"last_value": _counters.c.last_value + 1},
+            )
+            .returning(_counters.c.last_value)
+        ).scalar_one()
+        number = case_number(new.number_prefix, year, sequence)
+        case_id = connection.execute(
+            _cases.insert()
+            .values(
+                case_type=new.case_type,
+                number=number,
+                status=new.status,
+                fields=new.fields,
+                submitter_id=new.submitter_id,
+                township=new.township,
+                village=new.village,
+                submitted_at=new.submitted_at,
+                updated_at=new.submitted_at,
+            )
+            .returning(_cases.c.id)
+        ).scalar_one()
+        self._merge_due_dates(case_id, new.due_dates)
+        self._append_event(
+            case_id,
+            actor_id=new.submitter_id,
+            at=new.submitted_at,
+            from_status=None,
+            to_status=new.status,
+            note="",
+        )
+        return self._load_one(_cases.c.id == case_id)
+
+    def get(self, number: str) -> Case | None:
+        cases = self._load(select(_cases).where(_cases.c.number == number))
+        return cases[0] if cases else None
+
+    def list_cases(self, query: CaseQuery, *, limit: int = 20, offset: int = 0) -> CasePage:
+        conditions = _case_conditions(query)
+        total = (
+            self._uow.connection()
+            .execute(select(func.count()).select_from(_cases).where(*conditions))
+            .scalar_one()
+        )
+        page = (
+            select(_cases)
+            .where(*conditions)
+            .order_by(_cases.c.submitted_at.desc(), _cases.c.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        return CasePage(items=self._load(page), total=total)
+
+    def transition(
+        self,
+        number: str,
+        *,
+        expected_status: str,
+        to_status: str,
+        actor_id: int | None,
+        at: datetime,
+        note: str = "",
+        due_dates: Mapping[str, date] | None = None,
+    ) -> Case:
+        connection = self._uow.connection()
+        # Compare-and-set on the status: of two cadres acting at once, one wins.
+        case_id = connection.execute(
+            update(_cases)
+            .where((_cases.c.number == number) & (_cases.c.status == expected_status))
+            .values(status=to_status, updated_at=at)
+            .returning(_cases.c.id)
+        ).scalar_one_or_none()
+        if case_id is None:
+            current = connection.execute(
+                select(_cases.c.status).where(_cases.c.number == number)
+            ).scalar_one_or_none()
+            if current is None:
+                raise NotFoundError(f"no case numbered {number}")
+            raise ConcurrentUpdateError(
+                f"case {number} is {current!r}, not {expected_status!r} as expected"
+            )
+        self._merge_due_dates(case_id, due_dates or {})
+        self._append_event(
+            case_id,
+            actor_id=actor_id,
+            at=at,
+            from_status=expected_status,
+            to_status=to_status,
+            note=note,
+        )
+        return self._load_one(_cases.c.id == case_id)
+
+    def events(self, number: str) -> Sequence[CaseEvent]:
+        statement = (
+            select(_events)
+            .join(_cases, _cases.c.id == _events.c.case_id)
+            .where(_cases.c.number == number)
+            .order_by(_events.c.id)
+        )
+        return [
+            CaseEvent(
+                case_id=row.case_id,
+                actor_id=row.actor_id,
+                at=self._uow.aware(row.at),
+                from_status=row.from_status,
+                to_status=row.to_status,
+                note=row.note,
+            )
+            for row in self._uow.connection().execute(statement)
+        ]
+
+    def due_before(
+        self, query: CaseQuery, before: date, *, due_names: frozenset[str] | None = None
+    ) -> Sequence[Case]:
+        due_filter = [_due_dates.c.due_on < before]
+        if due_names is not None:
+            due_filter.append(_due_dates.c.name.in_(sorted(due_names)))
+        earliest = (
+            select(_due_dates.c.case_id, func.min(_due_dates.c.due_on).label("earliest"))
+            .where(*due_filter)
+            .group_by(_due_dates.c.case_id)
+            .subquery()
+        )
+        statement = (
+            select(_cases)
+            .join(earliest, earliest.c.case_id == _cases.c.id)
+            .where(*_case_conditions(query))
+            .order_by(earliest.c.earliest, _cases.c.id)
+        )
+        return self._load(statement)
+
+    # -- helpers
+
+    def _merge_due_dates(self, case_id: int, due_dates: Mapping[str, date]) -> None:
+        if not due_dates:
+            return
+        connection = self._uow.connection()
+        insert = _upsert(connection, _due_dates)
+        connection.execute(
+            insert.on_conflict_do_update(
+                index_elements=[_due_dates.c.case_id, _due_dates.c.name],
+                set_={"due_on": insert.excluded.due_on},
+            ),
+            [
+                {"case_id": case_id, "name": name, "due_on": due_on}
+                for name, due_on in sorted(due_dates.items())
+            ],
+        )
+
+    def _append_event(
+        self,
+        case_id: int,
+        *,
+        actor_id: int | None,
+        at: datetime,
+        from_status: str | None,
+        to_status: str,
+        note: str,
+    ) -> None:
+        self._uow.connection().execute(
+            _events.insert().values(
+                case_id=case_id,
+                actor_id=actor_id,
+                at=at,
+                from_status=from_status,
+                to_status=to_status,
+                note=note,
+            )
+        )
+
+    def _load_one(self, condition: ColumnElement[bool]) -> Case:
+        return self._load(select(_cases).where(condition))[0]
+
+    def _load(self, statement: Any) -> list[Case]:
+        connection = self._uow.connection()
+        rows = connection.execute(statement).all()
+        due = self._due_dates_of(row.id for row in rows)
+        return [
+            Case(
+                id=row.id,
+                number=row.number,
+                case_type=row.case_type,
+                status=row.status,
+                fields=row.fields,
+                submitter_id=row.submitter_id,
+                township=row.township,
+                village=row.village,
+                submitted_at=self._uow.aware(row.submitted_at),
+                updated_at=self._uow.aware(row.updated_at),
+                due_dates=due.get(row.id, {}),
+            )
+            for row in rows
+        ]
+
+    def _due_dates_of(self, case_ids: Iterable[int]) -> dict[int, dict[str, date]]:
+        ids = list(case_ids)
+        if not ids:
+            return {}
+        statement = (
+            select(_due_dates)
+            .where(_due_dates.c.case_id.in_(ids))
+            .order_by(_due_dates.c.case_id, _due_dates.c.due_on, _due_dates.c.name)
+        )
+        result: dict[int, dict[str, date]] = {}
+        for row in self._uow.connection().execute(statement):
+            result.setdefault(row.case_id, {})[row.name] = row.due_on
+        return result
+
+
+# --------------------------------------------------------------------------- exchanges
+
+
+class SqlExchangeLog:
+    def __init__(self, uow: SqlUnitOfWork) -> None:
+        self._uow = uow
+
+    def record(self, exchange: Exchange) -> None:
+        self._uow.connection().execute(
+            _exchanges.insert().values(
+                user_id=exchange.user_id,
+                channel=exchange.channel,
+                chat_id=exchange.chat_id,
+                kind=ExchangeKind(exchange.kind).value,
+                inbound_text=exchange.inbound_text,
+                reply_text=exchange.reply_text,
+                found=exchange.found,
+                cited_chunk_ids=list(exchange.chunk_ids),
+                latency_ms=exchange.latency_ms,
+                kb_version=exchange.kb_version,
+                created_at=exchange.at,
+            )
+        )
+
+
+if TYPE_CHECKING:
+    # Static proof (checked by mypy) that these classes implement the ports.
+    def _implements_ports(
+        uow: SqlUnitOfWork, factory: SqlUnitOfWorkFactory
+    ) -> tuple[UnitOfWork, UnitOfWorkFactory]:
+        return uow, factory

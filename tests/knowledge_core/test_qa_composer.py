@@ -1,0 +1,153 @@
+"""Answer composition as plain logic: sentence choice, not-found, both levels, rendering."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cadrebot.handlers.qa import (
+    MAX_BODY_CHARS,
+    AnswerComposer,
+    render_answer,
+    render_more_sources,
+    split_sentences,
+    strip_responsible,
+)
+from cadrebot.indexer.types import Chunk, ChunkKind, DocumentMeta
+
+PROVINCE = DocumentMeta(
+    doc_id="p", title="全省工作要点", doc_number="赣党农字〔2023〕2号", level="省", region="江西省"
+)
+COUNTY = DocumentMeta(
+    doc_id="c",
+    title="信丰县工作要点",
+    doc_number="信巩字〔2024〕1号",
+    level="县",
+    region="赣州市信丰县",
+)
+
+ITEM_TEXT = (
+    "强化动态监测识别。落实防止返贫动态监测和帮扶机制，用好12317等平台。"
+    "监测对象从发现返贫致贫风险线索之日起，到完成识别认定一般不超过15天。"
+    "（责任单位：省乡村振兴局、省民政厅）"
+)
+
+
+@dataclass(frozen=True)
+class FakeHit:
+    chunk: Chunk
+    meta: DocumentMeta
+    score: float
+    dense: float
+    coverage: float
+
+
+def chunk(doc: DocumentMeta, text: str, kind: ChunkKind = ChunkKind.ITEM, n: int = 0) -> Chunk:
+    return Chunk(
+        chunk_id=f"{doc.doc_id}-{n}",
+        doc_id=doc.doc_id,
+        position=n,
+        kind=kind,
+        section=("一、守底线", "1. 强化动态监测识别"),
+        text=text,
+        responsible="省乡村振兴局、省民政厅" if "责任单位" in text else "",
+    )
+
+
+class ScriptedRetriever:
+    """Stands in for the search index: returns the hits a test scripts."""
+
+    version = "v-test"
+
+    def __init__(self, hits: Sequence[FakeHit], places: Sequence[str] = ()) -> None:
+        self.hits = list(hits)
+        self.places = list(places)
+
+    def search(self, query: str, top_k: int = 5) -> Sequence[FakeHit]:
+        return self.hits[:top_k]
+
+    def query_terms(self, query: str) -> list[str]:
+        return [t for t in ("监测对象", "识别认定", "天", "产业奖补", "公示") if t in query]
+
+    def term_weight(self, term: str) -> float:
+        return 2.0
+
+    def place_names(self, query: str) -> list[str]:
+        return [p for p in self.places if p in query]
+
+    def known_place(self, name: str) -> bool:
+        return name in {"信丰县", "江西省"}
+
+
+def test_split_and_strip():
+    assert split_sentences("甲。乙；丙") == ["甲。", "乙；", "丙"]
+    assert "责任单位" not in strip_responsible(ITEM_TEXT)
+
+
+def test_picks_the_sentence_with_the_number_asked_for():
+    hit = FakeHit(chunk(PROVINCE, ITEM_TEXT), PROVINCE, 1.0, 0.9, 0.9)
+    answer = AnswerComposer(ScriptedRetriever([hit])).answer("监测对象识别认定要多少天？")
+    assert answer.found
+    assert answer.answer.startswith("监测对象从发现")
+    assert "15天" in answer.answer
+    assert "责任单位" not in answer.answer
+    assert len(answer.answer) <= MAX_BODY_CHARS
+    text = render_answer(answer)
+    assert "《全省工作要点》（赣党农字〔2023〕2号） › 一、守底线 › 1. 强化动态监测识别" in text
+    assert "责任单位：省乡村振兴局、省民政厅" in text
+    assert "省级文件" in text
+
+
+def test_low_coverage_and_low_similarity_is_not_found():
+    hit = FakeHit(chunk(PROVINCE, ITEM_TEXT), PROVINCE, 1.0, 0.78, 0.2)
+    answer = AnswerComposer(ScriptedRetriever([hit])).answer("驾照到期了怎么换证？")
+    assert not answer.found
+    assert answer.citations == []
+    assert "没有找到相关规定" in render_answer(answer)
+
+
+def test_unknown_place_is_not_found_even_if_topic_matches():
+    hit = FakeHit(chunk(PROVINCE, ITEM_TEXT), PROVINCE, 1.0, 0.95, 1.0)
+    retriever = ScriptedRetriever([hit], places=["北京"])
+    assert not AnswerComposer(retriever).answer("北京监测对象识别认定要多少天？").found
+
+
+def test_provincial_and_county_answers_are_both_shown_labelled():
+    county_text = "监测对象识别认定一般不超过15天，县级每月开展1次集中研判。"
+    hits = [
+        FakeHit(chunk(COUNTY, county_text, n=1), COUNTY, 1.0, 0.9, 0.9),
+        FakeHit(chunk(PROVINCE, ITEM_TEXT), PROVINCE, 0.95, 0.9, 0.9),
+    ]
+    answer = AnswerComposer(ScriptedRetriever(hits)).answer("监测对象识别认定要多少天？")
+    assert answer.found
+    assert answer.answer.index("【省级】") < answer.answer.index("【赣州市信丰县】")
+    assert {c.doc_number for c in answer.citations[:2]} == {
+        "赣党农字〔2023〕2号",
+        "信巩字〔2024〕1号",
+    }
+    assert render_answer(answer).count("出处：") == 2
+
+
+def test_table_row_answer_drops_the_row_number():
+    row = "序号：10；工作指标：全省公益性岗位吸纳脱贫人口和监测对象就业规模；目标值：≥16万人"
+    hit = FakeHit(chunk(PROVINCE, row, ChunkKind.TABLE_ROW), PROVINCE, 1.0, 0.9, 0.9)
+    answer = AnswerComposer(ScriptedRetriever([hit])).answer("公益性岗位要吸纳多少人？")
+    assert (
+        answer.answer == "工作指标：全省公益性岗位吸纳脱贫人口和监测对象就业规模；目标值：≥16万人"
+    )
+
+
+def test_more_sources_lists_further_passages():
+    hits = [
+        FakeHit(chunk(PROVINCE, ITEM_TEXT), PROVINCE, 1.0, 0.9, 0.9),
+        FakeHit(chunk(COUNTY, "产业奖补村委会公示7天。", n=2), COUNTY, 0.3, 0.8, 0.3),
+    ]
+    answer = AnswerComposer(ScriptedRetriever(hits)).answer("监测对象识别认定要多少天？")
+    more = render_more_sources(answer)
+    assert "信巩字〔2024〕1号" in more
+
+
+def test_empty_question():
+    answer = AnswerComposer(ScriptedRetriever([])).answer("   ")
+    assert not answer.found
+    assert "请输入" in answer.answer
