@@ -15,6 +15,7 @@ from cadrebot.indexer.catalog import load_document, read_catalog
 from cadrebot.indexer.chunking import chunk_document
 from cadrebot.indexer.embedders import Embedder, Vectors, cache_key, describe, manifest_matches
 from cadrebot.indexer.loaders import SUPPORTED_SUFFIXES
+from cadrebot.indexer.sentences import split_sentences
 from cadrebot.indexer.store import (
     EmbeddingCache,
     IndexStore,
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 # Bump when chunking or index-text composition changes, so existing indexes get rebuilt.
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -129,6 +130,7 @@ class IndexBuilder:
         self._tokenizer.warm_up()
         chunks: list[Chunk] = []
         texts: list[str] = []
+        metas = {d.meta.doc_id: d.meta for d in documents}
         for doc in documents:
             for chunk in chunk_document(doc):
                 chunks.append(chunk)
@@ -136,6 +138,7 @@ class IndexBuilder:
         vectors, embedded = self._embed_with_cache(texts, progress)
         faiss_index, faiss_kind = build_faiss_index(vectors, self._settings.approx_index_min_chunks)
         bm25 = build_bm25([self._tokenizer.tokens(t) for t in texts])
+        tokens = [self.sentence_tokens(metas[c.doc_id], c) for c in chunks]
         manifest = {
             "pipeline": PIPELINE_VERSION,
             "embedder": describe(self._embedder),
@@ -151,7 +154,7 @@ class IndexBuilder:
             },
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        report.version = self.store.write_version(manifest, chunks, faiss_index, bm25)
+        report.version = self.store.write_version(manifest, chunks, faiss_index, bm25, tokens)
         report.chunks = len(chunks)
         report.embedded = embedded
         report.reused = len(chunks) - embedded
@@ -166,6 +169,10 @@ class IndexBuilder:
             report.seconds,
         )
         return report
+
+    def sentence_tokens(self, meta: DocumentMeta, chunk: Chunk) -> tuple[str, list[str]]:
+        where = " ".join(self._tokenizer.tokens(f"{meta.title} {chunk.section_label()}"))
+        return where, [" ".join(self._tokenizer.tokens(s)) for s in split_sentences(chunk.text)]
 
     def _embed_with_cache(
         self, texts: list[str], progress: ProgressCallback | None

@@ -53,6 +53,14 @@ class SearchHit:
     dense: float  # cosine similarity of query and passage
     lexical: float  # raw BM25 score (0 when no query term occurs)
     coverage: float  # idf-weighted share of the query's terms present in the passage
+    # Per sentence of chunk.text (split_sentences order): coverage of the question's terms
+    # by the sentence plus the chunk's title and headings, raised when it carries the kind
+    # of fact asked for. The answer composer quotes the best of these.
+    sentence_scores: tuple[float, ...] = ()
+
+    @property
+    def best_sentence(self) -> float:
+        return max(self.sentence_scores, default=0.0)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -204,29 +212,35 @@ class HybridSearcher:
         if cached is not None:
             return cached
         index = self.index
-        chunk = index.chunks[i]
-        meta = index.documents[chunk.doc_id]
-        where = set(self._tokenizer.tokens(meta.title + " " + chunk.section_label()))
-        sentences = [(s, set(self._tokenizer.tokens(s))) for s in split_sentences(chunk.text)]
+        where, sentence_tokens = index.tokens[i]
+        sentences = split_sentences(index.chunks[i].text)
+        if len(sentences) != len(sentence_tokens):  # an index from an older pipeline
+            sentence_tokens = [" ".join(self._tokenizer.tokens(s)) for s in sentences]
+        parsed = (
+            set(where.split()),
+            [(s, set(t.split())) for s, t in zip(sentences, sentence_tokens, strict=True)],
+        )
         if len(self._token_cache) > 50_000:
             self._token_cache.clear()
-        self._token_cache[i] = (where, sentences)
-        return where, sentences
+        self._token_cache[i] = parsed
+        return parsed
 
-    def _sentence_coverage(
+    def _sentence_scores(
         self, i: int, terms: list[str], shape: QuestionShape
-    ) -> tuple[float, float]:
-        """(best sentence score, whole-passage coverage) for candidate ``i``."""
+    ) -> tuple[tuple[float, ...], float]:
+        """(score of each sentence, whole-passage coverage) for candidate ``i``."""
         where, sentences = self._chunk_tokens(i)
         everything = set(where)
-        best = 0.0
+        scores: list[float] = []
         for sentence, tokens in sentences:
             everything |= tokens
-            score = self.coverage(terms, tokens | where)
+            # Terms the sentence itself carries count fully; terms only its title or
+            # headings carry count half: the answer is the sentence that says it.
+            score = (self.coverage(terms, tokens | where) + self.coverage(terms, tokens)) / 2
             if shape.specific and shape.matches(sentence):
                 score *= 1 + self.params.shape_bonus
-            best = max(best, score)
-        return best, self.coverage(terms, everything)
+            scores.append(score)
+        return tuple(scores), self.coverage(terms, everything)
 
     def search(self, query: str, top_k: int = 5) -> list[SearchHit]:
         index = self.index
@@ -273,9 +287,11 @@ class HybridSearcher:
         pool_ids = sorted(fused, key=lambda i: fused[i], reverse=True)[: max(p.rerank_depth, top_k)]
         final: dict[int, float] = {}
         coverage_of: dict[int, float] = {}
+        sentence_scores: dict[int, tuple[float, ...]] = {}
         for i in pool_ids:
-            sentence_cov, coverage_of[i] = self._sentence_coverage(i, terms, shape)
-            final[i] = fused[i] / top + p.sentence_weight * sentence_cov
+            sentence_scores[i], coverage_of[i] = self._sentence_scores(i, terms, shape)
+            best_sentence = max(sentence_scores[i], default=0.0)
+            final[i] = fused[i] / top + p.sentence_weight * best_sentence
         ranked = sorted(pool_ids, key=lambda i: final[i], reverse=True)[:top_k]
         hits: list[SearchHit] = []
         for i in ranked:
@@ -291,6 +307,7 @@ class HybridSearcher:
                     dense=dense,
                     lexical=float(all_lexical[i]),
                     coverage=coverage_of[i],
+                    sentence_scores=sentence_scores[i],
                 )
             )
         return hits

@@ -12,7 +12,13 @@ _TIME = re.compile(
     r"\d{1,4}\s*[年月日]|[上下]半年|每[年季月周日]|每学期|季度|月底|月份|中旬|下旬|上旬|\d+\s*[天日]内?"
 )
 _ASKS_QUANTITY = re.compile(r"多少|几|比例|比重|[^\w]?率|规模|标准|额度|金额|多大|多高|多长|多久")
-_ASKS_TIME = re.compile(r"何时|什么时候|哪天|哪一天|几月|多久|时限|期限|日期|时间|哪年|频次|一次")
+_ASKS_TIME = re.compile(r"何时|什么时候|几月|时限|期限|时间|哪年|多久(?!.*一次)")
+# "哪天印发" asks for a day: only a full date (4月26日) answers it, not "2023年".
+_ASKS_DAY = re.compile(r"哪天|哪一天|日期|几号|几月几日|何日")
+_DAY = re.compile(r"\d{1,2}\s*月\s*\d{1,2}\s*[日号]")
+# "多久开展一次" asks how often: only a frequency (每季度, 每月1次) answers it, not a date.
+_ASKS_FREQUENCY = re.compile(r"多久.*一次|频次|频率|几次|多长时间.*一次|每隔多久")
+_FREQUENCY = re.compile(r"每[年季月周日天旬]|每半年|每学期|每季度|\d+\s*次|一次")
 
 
 def split_sentences(text: str) -> list[str]:
@@ -26,19 +32,30 @@ class QuestionShape:
 
     wants_number: bool
     wants_time: bool
+    wants_frequency: bool = False
+    wants_day: bool = False
 
     def matches(self, sentence: str) -> bool:
+        if self.wants_day:
+            return bool(_DAY.search(sentence))
+        if self.wants_frequency:
+            return bool(_FREQUENCY.search(sentence))
         if self.wants_time and _TIME.search(sentence):
             return True
         return bool(self.wants_number and _NUMBER.search(sentence))
 
     @property
     def specific(self) -> bool:
-        return self.wants_number or self.wants_time
+        return self.wants_number or self.wants_time or self.wants_frequency or self.wants_day
 
 
 def question_shape(question: str) -> QuestionShape:
+    frequency = bool(_ASKS_FREQUENCY.search(question))
+    day = bool(_ASKS_DAY.search(question))
+    plain = not (frequency or day)
     return QuestionShape(
-        wants_number=bool(_ASKS_QUANTITY.search(question)),
-        wants_time=bool(_ASKS_TIME.search(question)),
+        wants_number=plain and bool(_ASKS_QUANTITY.search(question)),
+        wants_time=plain and bool(_ASKS_TIME.search(question)),
+        wants_frequency=frequency,
+        wants_day=day,
     )

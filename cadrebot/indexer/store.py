@@ -99,6 +99,9 @@ class IndexVersion:
     chunks: list[Chunk]
     vectors: faiss.Index
     bm25: bm25s.BM25
+    # Per chunk: (tokens of its title and heading path, tokens of each sentence), each a
+    # space-joined string. Segmenting at build time keeps jieba off the query path.
+    tokens: list[tuple[str, list[str]]]
 
     @property
     def chunk_count(self) -> int:
@@ -157,6 +160,7 @@ class IndexStore:
         chunks: Sequence[Chunk],
         vectors: faiss.Index,
         bm25: bm25s.BM25,
+        tokens: Sequence[tuple[str, list[str]]],
     ) -> str:
         """Write a complete version, then make it current. Returns its name."""
         self.root.mkdir(parents=True, exist_ok=True)
@@ -165,8 +169,10 @@ class IndexStore:
         building = Path(tempfile.mkdtemp(prefix=".building-", dir=self.root))
         try:
             with (building / "chunks.jsonl").open("w", encoding="utf-8") as fh:
-                for chunk in chunks:
-                    fh.write(json.dumps(chunk_to_json(chunk), ensure_ascii=False) + "\n")
+                for chunk, (where, sentences) in zip(chunks, tokens, strict=True):
+                    data = chunk_to_json(chunk)
+                    data["tokens"] = {"where": where, "sentences": sentences}
+                    fh.write(json.dumps(data, ensure_ascii=False) + "\n")
             faiss.write_index(vectors, str(building / "vectors.faiss"))
             bm25.save(str(building / "bm25"), show_progress=False)
             manifest = {**manifest, "version": name, "format": INDEX_FORMAT}
@@ -192,8 +198,16 @@ class IndexStore:
             raise IndexNotFoundError(f"No index in {self.root}. Build it with: cadrebot index")
         path = self.root / name
         manifest: dict[str, Any] = json.loads((path / "manifest.json").read_text("utf-8"))
+        chunks: list[Chunk] = []
+        tokens: list[tuple[str, list[str]]] = []
         with (path / "chunks.jsonl").open(encoding="utf-8") as fh:
-            chunks = [chunk_from_json(json.loads(line)) for line in fh if line.strip()]
+            for line in fh:
+                if not line.strip():
+                    continue
+                data = json.loads(line)
+                chunks.append(chunk_from_json(data))
+                tok = data.get("tokens", {})
+                tokens.append((tok.get("where", ""), list(tok.get("sentences", []))))
         documents = {
             doc_id: DocumentMeta(**entry["meta"]) for doc_id, entry in manifest["documents"].items()
         }
@@ -201,7 +215,7 @@ class IndexStore:
         if isinstance(vectors, faiss.IndexHNSWFlat):
             vectors.hnsw.efSearch = 96
         bm25 = bm25s.BM25.load(str(path / "bm25"), show_progress=False, verbosity=0)
-        return IndexVersion(name, path, manifest, documents, chunks, vectors, bm25)
+        return IndexVersion(name, path, manifest, documents, chunks, vectors, bm25, tokens)
 
     def versions(self) -> list[str]:
         if not self.root.exists():

@@ -40,6 +40,12 @@ class FakeHit:
     score: float
     dense: float
     coverage: float
+    # one score per sentence of chunk.text, as the searcher's rerank computes them
+    sentence_scores: tuple[float, ...] = ()
+
+    @property
+    def best_sentence(self) -> float:
+        return max(self.sentence_scores, default=0.0)
 
 
 def chunk(doc: DocumentMeta, text: str, kind: ChunkKind = ChunkKind.ITEM, n: int = 0) -> Chunk:
@@ -66,12 +72,6 @@ class ScriptedRetriever:
     def search(self, query: str, top_k: int = 5) -> Sequence[FakeHit]:
         return self.hits[:top_k]
 
-    def query_terms(self, query: str) -> list[str]:
-        return [t for t in ("监测对象", "识别认定", "天", "产业奖补", "公示") if t in query]
-
-    def term_weight(self, term: str) -> float:
-        return 2.0
-
     def place_names(self, query: str) -> list[str]:
         return [p for p in self.places if p in query]
 
@@ -84,8 +84,12 @@ def test_split_and_strip():
     assert "责任单位" not in strip_responsible(ITEM_TEXT)
 
 
+# ITEM_TEXT's sentences: title, 12317 platform, the 15-day rule, the 责任单位 clause
+ITEM_SCORES = (0.6, 0.5, 1.2, 0.1)
+
+
 def test_picks_the_sentence_with_the_number_asked_for():
-    hit = FakeHit(chunk(PROVINCE, ITEM_TEXT), PROVINCE, 1.0, 0.9, 0.9)
+    hit = FakeHit(chunk(PROVINCE, ITEM_TEXT), PROVINCE, 1.0, 0.9, 0.9, ITEM_SCORES)
     answer = AnswerComposer(ScriptedRetriever([hit])).answer("监测对象识别认定要多少天？")
     assert answer.found
     assert answer.answer.startswith("监测对象从发现")
@@ -99,7 +103,7 @@ def test_picks_the_sentence_with_the_number_asked_for():
 
 
 def test_low_coverage_and_low_similarity_is_not_found():
-    hit = FakeHit(chunk(PROVINCE, ITEM_TEXT), PROVINCE, 1.0, 0.78, 0.2)
+    hit = FakeHit(chunk(PROVINCE, ITEM_TEXT), PROVINCE, 1.0, 0.85, 0.2, (0.1, 0.2, 0.3, 0.0))
     answer = AnswerComposer(ScriptedRetriever([hit])).answer("驾照到期了怎么换证？")
     assert not answer.found
     assert answer.citations == []
@@ -107,7 +111,7 @@ def test_low_coverage_and_low_similarity_is_not_found():
 
 
 def test_unknown_place_is_not_found_even_if_topic_matches():
-    hit = FakeHit(chunk(PROVINCE, ITEM_TEXT), PROVINCE, 1.0, 0.95, 1.0)
+    hit = FakeHit(chunk(PROVINCE, ITEM_TEXT), PROVINCE, 1.0, 0.95, 1.0, ITEM_SCORES)
     retriever = ScriptedRetriever([hit], places=["北京"])
     assert not AnswerComposer(retriever).answer("北京监测对象识别认定要多少天？").found
 
@@ -115,12 +119,14 @@ def test_unknown_place_is_not_found_even_if_topic_matches():
 def test_provincial_and_county_answers_are_both_shown_labelled():
     county_text = "监测对象识别认定一般不超过15天，县级每月开展1次集中研判。"
     hits = [
-        FakeHit(chunk(COUNTY, county_text, n=1), COUNTY, 1.0, 0.9, 0.9),
-        FakeHit(chunk(PROVINCE, ITEM_TEXT), PROVINCE, 0.95, 0.9, 0.9),
+        FakeHit(chunk(COUNTY, county_text, n=1), COUNTY, 1.0, 0.9, 0.9, (1.2,)),
+        FakeHit(chunk(PROVINCE, ITEM_TEXT), PROVINCE, 0.95, 0.9, 0.9, ITEM_SCORES),
     ]
     answer = AnswerComposer(ScriptedRetriever(hits)).answer("监测对象识别认定要多少天？")
     assert answer.found
-    assert answer.answer.index("【省级】") < answer.answer.index("【赣州市信丰县】")
+    # the better-ranked answer first, each labelled with where it applies
+    assert answer.answer.index("【赣州市信丰县】") < answer.answer.index("【省级】")
+    assert "15天" in answer.answer.split("【省级】")[1]
     assert {c.doc_number for c in answer.citations[:2]} == {
         "赣党农字〔2023〕2号",
         "信巩字〔2024〕1号",
@@ -130,7 +136,7 @@ def test_provincial_and_county_answers_are_both_shown_labelled():
 
 def test_table_row_answer_drops_the_row_number():
     row = "序号：10；工作指标：全省公益性岗位吸纳脱贫人口和监测对象就业规模；目标值：≥16万人"
-    hit = FakeHit(chunk(PROVINCE, row, ChunkKind.TABLE_ROW), PROVINCE, 1.0, 0.9, 0.9)
+    hit = FakeHit(chunk(PROVINCE, row, ChunkKind.TABLE_ROW), PROVINCE, 1.0, 0.9, 0.9, (1.0,))
     answer = AnswerComposer(ScriptedRetriever([hit])).answer("公益性岗位要吸纳多少人？")
     assert (
         answer.answer == "工作指标：全省公益性岗位吸纳脱贫人口和监测对象就业规模；目标值：≥16万人"
@@ -139,15 +145,43 @@ def test_table_row_answer_drops_the_row_number():
 
 def test_more_sources_lists_further_passages():
     hits = [
-        FakeHit(chunk(PROVINCE, ITEM_TEXT), PROVINCE, 1.0, 0.9, 0.9),
-        FakeHit(chunk(COUNTY, "产业奖补村委会公示7天。", n=2), COUNTY, 0.3, 0.8, 0.3),
+        FakeHit(chunk(PROVINCE, ITEM_TEXT), PROVINCE, 1.0, 0.9, 0.9, ITEM_SCORES),
+        FakeHit(chunk(COUNTY, "产业奖补村委会公示7天。", n=2), COUNTY, 0.3, 0.8, 0.3, (0.2,)),
     ]
     answer = AnswerComposer(ScriptedRetriever(hits)).answer("监测对象识别认定要多少天？")
     more = render_more_sources(answer)
     assert "信巩字〔2024〕1号" in more
 
 
+def test_a_day_question_prefers_the_sentence_with_a_date():
+    header = "关于印发《某县2023年实施方案》的通知\n某县领导小组\n2023年4月26日印发"
+    hit = FakeHit(chunk(COUNTY, header, ChunkKind.HEADING), COUNTY, 1.0, 0.9, 1.0, (1.3, 0.4, 0.9))
+    answer = AnswerComposer(ScriptedRetriever([hit])).answer("某县的实施方案是哪天印发的？")
+    assert answer.answer == "2023年4月26日印发"
+
+
+def test_a_question_with_nothing_in_any_sentence_is_not_found():
+    hit = FakeHit(chunk(PROVINCE, ITEM_TEXT), PROVINCE, 1.0, 0.93, 0.6, (0.3, 0.2, 0.35, 0.0))
+    assert not AnswerComposer(ScriptedRetriever([hit])).answer("养老金每年涨多少？").found
+
+
 def test_empty_question():
     answer = AnswerComposer(ScriptedRetriever([])).answer("   ")
     assert not answer.found
     assert "请输入" in answer.answer
+
+
+def test_question_shapes():
+    from cadrebot.indexer.sentences import question_shape
+
+    freq = question_shape("住房安全排查多久开展一次？")
+    assert freq.wants_frequency
+    assert freq.matches("每季度至少开展1次排查")
+    assert not freq.matches("超过1年未消除风险的")
+    day = question_shape("方案是哪天印发的？")
+    assert day.matches("2023年4月26日印发")
+    assert not day.matches("浮梁县2023年实施方案")
+    number = question_shape("要吸纳多少人？")
+    assert number.matches("不少于2383人")
+    assert not number.matches("发挥托底作用")
+    assert not question_shape("12317平台是做什么的").specific
