@@ -6,8 +6,9 @@ import logging
 import re
 from importlib import resources
 
+from typing import Any
+
 import jieba
-import jieba.posseg
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ class PolicyTokenizer:
 
     def __init__(self) -> None:
         self._jieba: jieba.Tokenizer | None = None
-        self._pos: jieba.posseg.POSTokenizer | None = None
+        self._pos: Any = None  # jieba.posseg.POSTokenizer
 
     def warm_up(self) -> None:
         if self._jieba is not None:
@@ -41,6 +42,10 @@ class PolicyTokenizer:
         # jieba leaves a file it opens by name unclosed; hand it an open file instead.
         with terms.open("rb") as fh:
             tok.load_userdict(fh)
+        # jieba.posseg loads its HMM tables when imported (~1 s): import it here, not at the
+        # top, so commands that never tag places (index) do not pay for it.
+        import jieba.posseg
+
         self._jieba = tok
         self._pos = jieba.posseg.POSTokenizer(tok)
         log.debug("jieba ready with policy terms")
