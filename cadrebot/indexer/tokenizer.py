@@ -44,10 +44,10 @@ class PolicyTokenizer:
             tok.load_userdict(fh)
         # jieba.posseg loads its HMM tables when imported (~1 s): import it here, not at the
         # top, so commands that never tag places (index) do not pay for it.
-        import jieba.posseg
+        from jieba import posseg
 
         self._jieba = tok
-        self._pos = jieba.posseg.POSTokenizer(tok)
+        self._pos = posseg.POSTokenizer(tok)
         log.debug("jieba ready with policy terms")
 
     @property
