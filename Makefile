@@ -33,8 +33,8 @@ eval: $(RUN_STAMP)
 	$(BIN)/cadrebot eval eval/dev.jsonl
 
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check cadrebot tests
-	$(BIN)/ruff format --check cadrebot tests
+	$(BIN)/ruff check cadrebot tests bench
+	$(BIN)/ruff format --check cadrebot tests bench
 
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy

@@ -6,10 +6,12 @@ working directory. Secrets are ``SecretStr`` so they never show up in reprs or l
 
 from __future__ import annotations
 
+from datetime import time
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -32,7 +34,7 @@ class Settings(BaseSettings):
     )
     approx_index_min_chunks: int = Field(
         default=20000,
-        description="At or above this many chunks FAISS uses an approximate (HNSW) index.",
+        description="At or above this many chunks FAISS uses an approximate (IVF) index.",
     )
     database_url: str | None = Field(
         default=None,
@@ -55,6 +57,59 @@ class Settings(BaseSettings):
     due_soon_days: int = Field(
         default=3, ge=0, description="Case deadlines this many days ahead count as due soon."
     )
+
+    # --- Telegram channel -----------------------------------------------------------------
+    telegram_admin_ids: Annotated[frozenset[int], NoDecode] = Field(
+        default=frozenset(),
+        description="Telegram user ids of the admins, comma-separated (e.g. '1234,5678').",
+    )
+    telegram_webhook_listen: str = Field(
+        default="0.0.0.0", description="Address the webhook server listens on."
+    )
+    telegram_webhook_port: int = Field(default=8443, ge=1, le=65535)
+    telegram_webhook_path: str = Field(
+        default="telegram", description="URL path of the webhook endpoint (no leading slash)."
+    )
+    telegram_webhook_url: str | None = Field(
+        default=None,
+        description="Public HTTPS URL Telegram posts updates to (reverse proxy in front).",
+    )
+    telegram_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret token Telegram sends with every webhook request "
+        "(1-256 characters of A-Za-z0-9_-).",
+    )
+    telegram_rate_limit: float = Field(
+        default=30.0,
+        ge=0,
+        description="Outgoing messages per second for the whole bot (0: no rate limiter).",
+    )
+    telegram_concurrent_updates: int = Field(
+        default=32, ge=1, description="Updates processed at once (one chat is always serial)."
+    )
+    flood_max_messages: int = Field(
+        default=20, ge=1, description="Messages one user may send per flood window."
+    )
+    flood_window_seconds: float = Field(default=60.0, gt=0)
+    upload_max_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=1,
+        description="Largest knowledge document an admin may upload (Telegram's cloud API "
+        "serves files up to 20 MB; a self-hosted Bot API server allows more).",
+    )
+    reminder_time: time = Field(
+        default=time(8, 30), description="Local time of the daily due-date reminder to cadres."
+    )
+
+    @field_validator("telegram_admin_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, int):
+            return frozenset({value})
+        if isinstance(value, str):
+            parts = [p for p in value.replace(";", ",").replace(" ", ",").split(",") if p]
+            return frozenset(int(p) for p in parts)
+        return value
 
     @property
     def index_dir(self) -> Path:

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
-from cadrebot.bot.wiring import Knowledge, build_index_with_progress, build_knowledge, ensure_index
+from cadrebot.bot.wiring import (
+    Knowledge,
+    build_conversation_stack,
+    build_index_with_progress,
+    build_knowledge,
+    ensure_index,
+)
 from cadrebot.evaluation import load_items, run_eval
 from cadrebot.handlers.qa import render_answer
 from cadrebot.indexer.embedders import EmbedderError
 from cadrebot.indexer.store import IndexMismatchError, IndexNotFoundError
 from cadrebot.settings import Settings
+from cadrebot.storage import install_sensitive_data_filter
+from cadrebot.storage.backup import BackupError, BackupReport, backup_database, restore_database
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,7 +33,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     idx = sub.add_parser("index", help="build or update the index from the knowledge folder")
     idx.add_argument("--rebuild", action="store_true", help="rebuild even if nothing changed")
-    sub.add_parser("chat", help="interactive console chat")
+    chat = sub.add_parser("chat", help="interactive console chat (Q&A, intake forms, cases)")
+    chat.add_argument(
+        "--user", default=None, help="console user id (default: the operating-system user name)"
+    )
     ask = sub.add_parser("ask", help="answer one question")
     ask.add_argument("question")
     ask.add_argument("--json", action="store_true")
@@ -35,6 +48,19 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("file", type=Path)
     ev.add_argument("--json", action="store_true")
     ev.add_argument("--details", action="store_true", help="print every question's outcome")
+    backup = sub.add_parser(
+        "backup", help="back up the case database to a file (safe while running)"
+    )
+    backup.add_argument("path", type=Path, help="backup file to write (replaced if present)")
+    run = sub.add_parser("run", help="serve the Telegram bot (long polling, or --webhook)")
+    run.add_argument(
+        "--webhook", action="store_true", help="serve a webhook instead of long polling"
+    )
+    restore = sub.add_parser("restore", help="restore the case database from a backup file")
+    restore.add_argument("path", type=Path, help="a file written by `cadrebot backup`")
+    restore.add_argument(
+        "--replace", action="store_true", help="overwrite a database that already has data"
+    )
     return p
 
 
@@ -66,11 +92,52 @@ def cmd_index(settings: Settings, knowledge: Knowledge, args: argparse.Namespace
     return 0
 
 
-def cmd_chat(settings: Settings, knowledge: Knowledge, args: argparse.Namespace) -> int:
-    from cadrebot.bot.console import run_console
+def _console_user() -> str:
+    try:
+        return getpass.getuser() or "console"
+    except Exception:  # no USER/LOGNAME and no passwd entry (containers)
+        return "console"
 
-    _ready(settings, knowledge)
-    run_console(knowledge.composer)
+
+@contextmanager
+def _chat_log_file(settings: Settings, verbose: bool) -> Iterator[Path | None]:
+    """While chatting, send warnings (and their tracebacks) to a file, not over the chat.
+
+    Only the handler ``logging.basicConfig`` installed on the root logger (a plain
+    StreamHandler) is swapped out, and it is put back afterwards. With ``--verbose`` the
+    debug output stays on the terminal.
+    """
+    root = logging.getLogger()
+    terminal = [h for h in root.handlers if type(h) is logging.StreamHandler]
+    if verbose or not terminal:
+        yield None
+        return
+    path = settings.data_dir / "logs" / "chat.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    to_file = logging.FileHandler(path, encoding="utf-8")
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for handler in terminal:
+        root.removeHandler(handler)
+    root.addHandler(to_file)
+    install_sensitive_data_filter(root)
+    try:
+        yield path
+    finally:
+        root.removeHandler(to_file)
+        to_file.close()
+        for handler in terminal:
+            root.addHandler(handler)
+
+
+def cmd_chat(settings: Settings, knowledge: Knowledge, args: argparse.Namespace) -> int:
+    from cadrebot.bot.console import AnswerMemo, run_console
+
+    install_sensitive_data_filter()
+    answers = AnswerMemo(knowledge.composer)
+    stack = build_conversation_stack(settings, knowledge=knowledge, answerer=answers)
+    user = args.user or _console_user()
+    with stack, _chat_log_file(settings, args.verbose):
+        run_console(stack.service, external_id=user, display_name=user, answers=answers)
     return 0
 
 
@@ -117,12 +184,53 @@ def cmd_eval(settings: Settings, knowledge: Knowledge, args: argparse.Namespace)
     return 0
 
 
+def _print_tables(report: BackupReport) -> None:
+    for name, rows in report.tables.items():
+        print(f"  {name}: {rows} 行")
+
+
+def cmd_backup(settings: Settings, knowledge: Knowledge, args: argparse.Namespace) -> int:
+    try:
+        report = backup_database(settings.resolved_database_url(), args.path)
+    except BackupError as exc:
+        print(f"备份失败：{exc}", file=sys.stderr)
+        return 2
+    print(f"已备份 {report.backend} 数据库到 {report.path}（数据库版本 {report.revision}）：")
+    _print_tables(report)
+    return 0
+
+
+def cmd_restore(settings: Settings, knowledge: Knowledge, args: argparse.Namespace) -> int:
+    try:
+        report = restore_database(settings.resolved_database_url(), args.path, replace=args.replace)
+    except BackupError as exc:
+        print(f"恢复失败：{exc}", file=sys.stderr)
+        return 2
+    print(f"已从 {args.path} 恢复 {report.backend} 数据库（数据库版本 {report.revision}）：")
+    _print_tables(report)
+    return 0
+
+
+def cmd_run(settings: Settings, knowledge: Knowledge, args: argparse.Namespace) -> int:
+    from cadrebot.bot.telegram.app import run
+
+    if not args.verbose:  # a server logs what it does; the other commands stay quiet
+        logging.getLogger().setLevel(logging.INFO)
+        for noisy in ("httpx", "apscheduler"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    install_sensitive_data_filter()
+    return run(settings, webhook=args.webhook, knowledge=knowledge)
+
+
 COMMANDS = {
     "index": cmd_index,
     "chat": cmd_chat,
     "ask": cmd_ask,
     "search": cmd_search,
     "eval": cmd_eval,
+    "backup": cmd_backup,
+    "restore": cmd_restore,
+    "run": cmd_run,
 }
 
 

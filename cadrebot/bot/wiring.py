@@ -1,13 +1,20 @@
-"""Builds the knowledge components from settings; the one place that knows the concrete types."""
+"""Builds the components from settings; the one place that knows the concrete types."""
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Self
+from zoneinfo import ZoneInfo
 
 from tqdm import tqdm
 
+from cadrebot.handlers.conversation import ConversationService
+from cadrebot.handlers.ports import PolicyAnswerer
 from cadrebot.handlers.qa import AnswerComposer
 from cadrebot.indexer.builder import BuildReport, IndexBuilder
 from cadrebot.indexer.embedders import Embedder, create_embedder
@@ -15,6 +22,7 @@ from cadrebot.indexer.search import HybridSearcher
 from cadrebot.indexer.store import IndexStore
 from cadrebot.indexer.tokenizer import PolicyTokenizer
 from cadrebot.settings import Settings
+from cadrebot.storage import CaseDatabase
 
 log = logging.getLogger(__name__)
 
@@ -69,3 +77,61 @@ def ensure_index(settings: Settings, knowledge: Knowledge) -> BuildReport | None
         file=sys.stderr,
     )
     return report
+
+
+@dataclass
+class ConversationStack:
+    """Everything a channel needs: the knowledge base, the case database, the service.
+
+    Built by :func:`build_conversation_stack` without I/O; :meth:`open` does the heavy part.
+    Usable as a context manager (``open`` on entry, ``close`` on exit).
+    """
+
+    settings: Settings
+    knowledge: Knowledge
+    database: CaseDatabase
+    service: ConversationService
+
+    def open(self) -> None:
+        """Build the index if this data dir has none, load it, open and migrate the database."""
+        ensure_index(self.settings, self.knowledge)
+        self.knowledge.searcher.load()
+        self.database.open()
+
+    def close(self) -> None:
+        self.database.close()
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def build_conversation_stack(
+    settings: Settings,
+    *,
+    knowledge: Knowledge | None = None,
+    answerer: PolicyAnswerer | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> ConversationStack:
+    """Construct (not open) the conversation stack for ``settings``.
+
+    ``answerer`` defaults to the knowledge base's composer; a channel may wrap it (the
+    console remembers the last answer for /more). ``clock`` is for tests.
+    """
+    knowledge = knowledge if knowledge is not None else build_knowledge(settings)
+    database = CaseDatabase(settings, tz=ZoneInfo(settings.timezone))
+    service = ConversationService.from_settings(
+        settings,
+        database.unit_of_work,
+        answerer if answerer is not None else knowledge.composer,
+        clock=clock,
+    )
+    return ConversationStack(settings, knowledge, database, service)

@@ -5,6 +5,16 @@ under the conversation's lock: load the dialog state, run the command / form ste
 question, save or delete the state, file the case if the form was confirmed, log the
 exchange, commit. All state lives in the repositories, so a service rebuilt from them (a
 restart, another worker) resumes exactly where the user was.
+
+Policy questions are answered *before* that unit of work, with no transaction open: on
+SQLite a unit of work holds the database-wide write lock, and a Q&A answer takes far longer
+than any form step, so computing it under the lock would serialise every chat on the slowest
+thing the bot does. A short read peeks at the dialog state to tell whether the message will
+be answered as a question (outside any form, or a question typed in the middle of one); if
+so the answer is computed first and the locked turn uses it. The locked turn decides
+everything afresh from the state it reads under the lock, so a form started meanwhile by a
+concurrent message is honoured (the message becomes that form's input, or the question is
+answered under the lock); the peek can only ever save time, never change a decision.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from cadrebot.handlers.ports import (
     DialogState,
     Exchange,
     ExchangeKind,
+    PolicyAnswer,
     PolicyAnswerer,
     Reply,
     Role,
@@ -42,6 +53,13 @@ log = logging.getLogger(__name__)
 
 _QUESTION_MARKERS = ("吗", "多少", "怎么", "什么", "哪", "如何")
 _COMMAND = re.compile(r"/([A-Za-z_]+)(?:@\S+)?(?:\s+(.*))?", re.DOTALL)
+# C0/C1 control characters except tab and newline, and lone UTF-16 surrogates (what a terminal
+# with the wrong encoding or a JSON "\ud800" escape yields). PostgreSQL rejects NUL in text
+# and no database driver can encode a lone surrogate, so both would fail the whole turn.
+_UNSTORABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+MAX_MESSAGE_CHARS = 2000
+"""Longer messages are refused politely (the longest form answer allows 500 characters)."""
 
 APOLOGY = f"抱歉，系统暂时出了点问题，请稍后再发一次。如有急事请拨打{HOTLINE}热线。"
 CONFLICT = "您的上一条消息还在处理中，请稍等片刻再发送。"
@@ -53,10 +71,24 @@ def looks_like_question(text: str) -> bool:
     return value.endswith(("？", "?")) or any(marker in value for marker in _QUESTION_MARKERS)
 
 
+def storable_text(text: str) -> str:
+    """``text`` without the characters no database can store (control chars, lone surrogates)."""
+    return _UNSTORABLE.sub("", text)
+
+
+@dataclass(frozen=True)
+class _PreparedAnswer:
+    """A Q&A answer computed before the locked part of the turn, for exactly ``question``."""
+
+    question: str
+    answer: PolicyAnswer
+
+
 @dataclass
 class _Turn:
     """What one inbound message produced, for the reply and the exchange log."""
 
+    prepared: _PreparedAnswer | None = None
     replies: list[Reply] = field(default_factory=list)
     kind: ExchangeKind = ExchangeKind.COMMAND
     found: bool | None = None
@@ -128,28 +160,74 @@ class ConversationService:
         started = time.perf_counter()
         now = self._clock()
         key = ConversationKey(channel, chat_id or external_id)
-        user_id: int | None = None
+        text = storable_text(text)
         try:
+            prepared = self._prepare_answer(key, text, now)
             with self._uow_factory() as uow, uow.dialogs.locked(key):
                 user = uow.users.get_or_create(channel, external_id, display_name)
-                user_id = user.id
-                turn = self._dispatch(uow, user, key, text, now)
-                uow.exchanges.record(self._exchange(key, user_id, now, text, turn, started))
+                turn = self._dispatch(uow, user, key, text, now, prepared)
+                uow.exchanges.record(self._exchange(key, user.id, now, text, turn, started))
                 uow.commit()
             return turn.replies
         except Exception as error:  # the user always gets an answer; the log gets the trace
             log.exception("conversation turn failed for %s", key)
             message = CONFLICT if isinstance(error, ConcurrentUpdateError) else APOLOGY
             failed = _Turn(replies=[Reply(message)], kind=ExchangeKind.ERROR)
-            self._record_failure(key, user_id, now, text, failed, started)
+            self._record_failure(key, (channel, external_id), now, text, failed, started)
             return failed.replies
+
+    # ------------------------------------------------------------------ Q&A outside the lock
+
+    def _prepare_answer(
+        self, key: ConversationKey, text: str, now: datetime
+    ) -> _PreparedAnswer | None:
+        """The Q&A answer to ``text`` if, going by the dialog state now, it is a question.
+
+        Runs the answerer with no transaction open (see the module docstring). ``None`` when
+        the message is a command or a form answer; the locked turn then needs no answer, or,
+        if a concurrent message changed the state meanwhile, computes it itself.
+        """
+        word = normalize(text)
+        if not word or len(word) > MAX_MESSAGE_CHARS or _COMMAND.fullmatch(word):
+            return None
+        with self._uow_factory() as uow:
+            state = uow.dialogs.load(key)
+        # The read transaction has ended (rolled back, connection returned) before this point.
+        question = self._question_in(state, text, word, now)
+        if question is None:
+            return None
+        return _PreparedAnswer(question, self._answerer.answer(question))
+
+    def _question_in(
+        self, state: DialogState | None, text: str, word: str, now: datetime
+    ) -> str | None:
+        """What :meth:`_dispatch` would send to the answerer for ``text`` in ``state``.
+
+        Mirrors the dispatch rules without touching storage (the form engine is pure).
+        """
+        if state is not None and self._engine.is_expired(state, now):
+            if word.startswith("/") or not looks_like_question(word):
+                return None
+            state = None
+        if state is None:
+            return text.strip()
+        result = self._engine.step(state, text, now)
+        if result.outcome is StepOutcome.REJECTED and looks_like_question(text):
+            return text.strip()
+        return None
 
     # ------------------------------------------------------------------ dispatch
 
     def _dispatch(
-        self, uow: UnitOfWork, user: User, key: ConversationKey, text: str, now: datetime
+        self,
+        uow: UnitOfWork,
+        user: User,
+        key: ConversationKey,
+        text: str,
+        now: datetime,
+        prepared: _PreparedAnswer | None = None,
     ) -> _Turn:
-        turn = _Turn()
+        turn = _Turn(prepared=prepared)
         word = normalize(text)
         state = uow.dialogs.load(key)
         if state is not None and self._engine.is_expired(state, now):
@@ -162,6 +240,13 @@ class ConversationService:
 
         if not word:
             turn.say("请输入文字内容。发送 /help 查看我能做什么。")
+            return turn
+        if len(word) > MAX_MESSAGE_CHARS:
+            turn.say(
+                f"您发送的内容太长了（{len(word)}字），请精简到{MAX_MESSAGE_CHARS}字以内再发送。"
+            )
+            if state is not None:
+                turn.say(self._engine.reminder(state))
             return turn
         command = _COMMAND.fullmatch(word)
         if command is not None:
@@ -206,7 +291,14 @@ class ConversationService:
                 turn.say(*result.replies)
 
     def _ask(self, question: str, turn: _Turn, *, kind: ExchangeKind) -> None:
-        answer = self._answerer.answer(question)
+        prepared = turn.prepared
+        if prepared is not None and prepared.question == question:
+            answer = prepared.answer
+        else:
+            # The state changed since the peek (a concurrent message); rare, so answering
+            # under the lock is acceptable here.
+            log.debug("answering under the conversation lock")
+            answer = self._answerer.answer(question)
         turn.kind = kind
         turn.found = answer.found
         turn.chunk_ids = tuple(answer.chunk_ids)
@@ -383,7 +475,7 @@ class ConversationService:
     def _record_failure(
         self,
         key: ConversationKey,
-        user_id: int | None,
+        account: tuple[str, str],
         now: datetime,
         text: str,
         turn: _Turn,
@@ -391,6 +483,10 @@ class ConversationService:
     ) -> None:
         try:
             with self._uow_factory() as uow:
+                # Look the user up afresh: one created by the failed turn was rolled back
+                # with it, and its id would now violate the foreign key.
+                user = uow.users.find(*account)
+                user_id = user.id if user is not None else None
                 uow.exchanges.record(self._exchange(key, user_id, now, text, turn, started))
                 uow.commit()
         except Exception:  # logging the failure must not hide it from the user

@@ -375,3 +375,154 @@ class Reply:
     text: str
     options: tuple[Option, ...] = ()
     multi_select: bool = False  # options toggle; the user finishes with 完成
+
+
+# --------------------------------------------------------------------------- back office
+# What the admin commands, invites and the cadre desk need beyond the conversation turn.
+# A separate, richer unit of work so the conversation logic keeps depending on the small one.
+
+
+class UserDirectory(UserRepository, Protocol):
+    def list_users(self, *, roles: frozenset[Role], channel: str | None = None) -> Sequence[User]:
+        """Users with one of ``roles`` (on ``channel`` if given), ordered by id."""
+        ...
+
+
+@dataclass(frozen=True)
+class NewInvite:
+    code: str
+    township: str
+    village: str | None
+    created_by_id: int | None
+    created_at: datetime
+    expires_at: datetime | None = None
+    role: Role = Role.CADRE
+
+
+@dataclass(frozen=True)
+class InviteCode:
+    code: str
+    township: str
+    village: str | None
+    role: Role
+    created_by_id: int | None
+    created_at: datetime
+    expires_at: datetime | None = None
+    used_by_id: int | None = None
+    used_at: datetime | None = None
+    revoked: bool = False
+
+    def usable(self, now: datetime) -> bool:
+        return (
+            not self.revoked
+            and self.used_by_id is None
+            and (self.expires_at is None or now < self.expires_at)
+        )
+
+
+class InviteRepository(Protocol):
+    def create(self, invite: NewInvite) -> InviteCode:
+        """Insert a new code; :class:`ConcurrentUpdateError` if the code already exists."""
+        ...
+
+    def get(self, code: str) -> InviteCode | None: ...
+
+    def redeem(self, code: str, user_id: int, at: datetime) -> InviteCode:
+        """Mark an unused, unrevoked code as used by ``user_id`` (compare-and-set).
+
+        :class:`NotFoundError` for an unknown code, :class:`ConcurrentUpdateError` if it was
+        used or revoked in the meantime. Expiry is the caller's check.
+        """
+        ...
+
+    def revoke(self, code: str) -> InviteCode:
+        """Revoke the code (idempotent); :class:`NotFoundError` for an unknown code."""
+        ...
+
+    def list_codes(self, *, include_closed: bool = False) -> Sequence[InviteCode]:
+        """Newest first; without ``include_closed`` only unused, unrevoked codes."""
+        ...
+
+
+class Feedback(StrEnum):
+    UP = "up"
+    DOWN = "down"
+
+
+@dataclass(frozen=True)
+class LoggedExchange:
+    """An exchange as stored, with its id and the user's rating."""
+
+    id: int
+    exchange: Exchange
+    feedback: Feedback | None = None
+
+
+@dataclass(frozen=True)
+class QuestionStat:
+    """One policy question in the log (for /stats)."""
+
+    at: datetime
+    found: bool | None
+    feedback: Feedback | None
+
+
+class ExchangeRecords(ExchangeLog, Protocol):
+    def latest(self, key: ConversationKey, kinds: frozenset[ExchangeKind]) -> LoggedExchange | None:
+        """The conversation's most recent exchange of one of ``kinds``."""
+        ...
+
+    def get(self, exchange_id: int) -> LoggedExchange | None: ...
+
+    def set_feedback(self, exchange_id: int, feedback: Feedback) -> None:
+        """Rate an exchange (a later rating replaces an earlier one); NotFoundError if unknown."""
+        ...
+
+    def questions_since(self, since: datetime) -> Sequence[QuestionStat]:
+        """Policy questions (``qa`` and ``form_qa``) at or after ``since``, oldest first."""
+        ...
+
+    def top_unanswered(self, since: datetime, limit: int = 5) -> Sequence[tuple[str, int]]:
+        """The most frequent questions the knowledge base had no answer to, with counts."""
+        ...
+
+
+@dataclass(frozen=True)
+class KbVersion:
+    """One published build of the knowledge-base index."""
+
+    version_id: str
+    built_at: datetime
+    doc_count: int
+    chunk_count: int
+    status: str = "active"  # "active" (serving) or "superseded"
+
+
+class KbVersionRepository(Protocol):
+    def record(self, version: KbVersion) -> None:
+        """Insert or update the build; recording an active one marks all others superseded."""
+        ...
+
+    def recent(self, limit: int = 5) -> Sequence[KbVersion]:
+        """Newest build first."""
+        ...
+
+
+class OfficeUnitOfWork(UnitOfWork, Protocol):
+    """The unit of work of the admin commands, invites and the cadre desk."""
+
+    @property
+    def users(self) -> UserDirectory: ...
+
+    @property
+    def exchanges(self) -> ExchangeRecords: ...
+
+    @property
+    def invites(self) -> InviteRepository: ...
+
+    @property
+    def kb_versions(self) -> KbVersionRepository: ...
+
+
+class OfficeUnitOfWorkFactory(Protocol):
+    def __call__(self) -> OfficeUnitOfWork: ...

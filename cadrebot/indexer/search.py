@@ -21,7 +21,7 @@ import numpy as np
 from cadrebot.indexer.embedders import Embedder, manifest_matches
 from cadrebot.indexer.sentences import QuestionShape, question_shape, split_sentences
 from cadrebot.indexer.store import IndexMismatchError, IndexStore, IndexVersion
-from cadrebot.indexer.tokenizer import PolicyTokenizer
+from cadrebot.indexer.tokenizer import SYNONYMS, PolicyTokenizer
 from cadrebot.indexer.types import Chunk, DocumentMeta
 from cadrebot.settings import Settings
 
@@ -184,10 +184,26 @@ class HybridSearcher:
         return self._idf.get(term, 8.0)
 
     def coverage(self, terms: list[str], text_tokens: set[str]) -> float:
+        """idf-weighted share of the question's terms present in ``text_tokens``.
+
+        A term counts as present when a synonym is, and a compound (产业奖补) when the
+        shorter question terms that make it up (产业 + 奖补) all are: search-mode
+        segmentation yields both, and the passage may word it apart ("奖补项目").
+        """
         if not terms:
             return 0.0
+
+        def present(term: str) -> bool:
+            return term in text_tokens or any(s in text_tokens for s in SYNONYMS.get(term, ()))
+
+        found = {t for t in terms if present(t)}
+        for t in terms:
+            parts = [p for p in terms if p != t and p in t]
+            composed = bool(parts) and sum(len(p) for p in parts) >= len(t)
+            if composed and all(p in found for p in parts):
+                found.add(t)
         total = sum(self.term_weight(t) for t in terms)
-        hit = sum(self.term_weight(t) for t in terms if t in text_tokens)
+        hit = sum(self.term_weight(t) for t in found)
         return hit / total if total else 0.0
 
     def place_names(self, query: str) -> list[str]:
@@ -257,8 +273,12 @@ class HybridSearcher:
         terms = self.query_terms(query)
         lexical_rank: dict[int, int] = {}
         if terms:
-            scores = index.bm25.get_scores(terms)
-            order = np.argsort(-scores)[:pool]
+            expanded = terms + [s for t in terms for s in SYNONYMS.get(t, ()) if s not in terms]
+            scores = index.bm25.get_scores(expanded)
+            # Only the top `pool` are needed: partition first, sort just those (a full
+            # argsort is the slowest step at 100k chunks).
+            top_ids = np.argpartition(-scores, pool - 1)[:pool] if pool < n else np.arange(n)
+            order = top_ids[np.argsort(-scores[top_ids])]
             for r, i in enumerate(order):
                 if scores[i] <= 0:
                     break

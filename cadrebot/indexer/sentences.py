@@ -8,8 +8,9 @@ from dataclasses import dataclass
 # A line break ends a sentence too: header blocks and lists have one item a line.
 _SENTENCE_END = re.compile(r"(?<=[。；！？!?;\n])")
 _NUMBER = re.compile(r"\d|[一二三四五六七八九十百千万两]+[个项次天日人户]")
+# A point or span of time ("5月中下旬", "6月底前", "15天内"); frequencies are separate.
 _TIME = re.compile(
-    r"\d{1,4}\s*[年月日]|[上下]半年|每[年季月周日]|每学期|季度|月底|月份|中旬|下旬|上旬|\d+\s*[天日]内?"
+    r"\d{1,4}\s*[年月日]|[上下]半年|年[初底中]|月底|月份|[上中下]旬|\d+\s*[天日]内?|\d+\s*个月"
 )
 _ASKS_QUANTITY = re.compile(r"多少|几|比例|比重|[^\w]?率|规模|标准|额度|金额|多大|多高|多长|多久")
 _ASKS_TIME = re.compile(r"何时|什么时候|几月|时限|期限|时间|哪年|多久(?!.*一次)")

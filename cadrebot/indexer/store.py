@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import sqlite3
@@ -108,20 +109,39 @@ class IndexVersion:
         return len(self.chunks)
 
 
+def ivf_params(n: int) -> tuple[int, int]:
+    """(lists, lists probed per query) for an IVF index over ``n`` vectors.
+
+    About 4·√n lists and 1/16 of them probed: at 100k synthetic chunks that measured
+    recall@10 0.985 against exact search at p95 5 ms (bench/search_scale.py). HNSW with
+    M=32 reached only 0.53–0.59 there, because policy texts come in near-copies (county
+    notices repeat provincial ones) and its greedy graph walk stops among them.
+    """
+    lists = max(1, min(n // 39, 2 ** round(math.log2(max(1.0, 4 * math.sqrt(n))))))
+    return lists, max(1, min(lists, max(16, lists // 16)))
+
+
 def build_faiss_index(vectors: Vectors, approx_min_chunks: int) -> tuple[faiss.Index, str]:
-    """Exact inner product for small stores; HNSW (approximate) from ``approx_min_chunks`` on."""
+    """Exact inner product for small stores; IVF (approximate) from ``approx_min_chunks`` on."""
     n, dim = vectors.shape if vectors.size else (0, vectors.shape[-1])
+    data = np.ascontiguousarray(vectors, dtype=np.float32)
     index: faiss.Index
-    if n >= approx_min_chunks:
-        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 80
-        index.hnsw.efSearch = 96
-        kind = "hnsw"
+    if n and n >= approx_min_chunks:
+        lists, probe = ivf_params(n)
+        quantizer = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIVFFlat(quantizer, dim, lists, faiss.METRIC_INNER_PRODUCT)
+        # k-means on a fixed-seed sample: same input, same index.
+        rng = np.random.default_rng(0)
+        sample = np.sort(rng.choice(n, size=min(n, 64 * lists), replace=False))
+        index.train(data[sample])
+        index.nprobe = probe
+        index.make_direct_map()  # lets reconstruct() score BM25-only candidates
+        kind = "ivf"
     else:
         index = faiss.IndexFlatIP(dim)
         kind = "flat"
     if n:
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        index.add(data)
     return index, kind
 
 
@@ -212,8 +232,10 @@ class IndexStore:
             doc_id: DocumentMeta(**entry["meta"]) for doc_id, entry in manifest["documents"].items()
         }
         vectors = faiss.read_index(str(path / "vectors.faiss"))
-        if isinstance(vectors, faiss.IndexHNSWFlat):
-            vectors.hnsw.efSearch = 96
+        if manifest.get("faiss") == "ivf":
+            ivf = faiss.extract_index_ivf(vectors)
+            ivf.nprobe = ivf_params(ivf.ntotal)[1]
+            ivf.make_direct_map()
         bm25 = bm25s.BM25.load(str(path / "bm25"), show_progress=False, verbosity=0)
         return IndexVersion(name, path, manifest, documents, chunks, vectors, bm25, tokens)
 

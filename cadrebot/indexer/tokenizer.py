@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import re
 from importlib import resources
-
 from typing import Any
 
 import jieba
@@ -18,9 +17,23 @@ STOPWORDS = frozenset(
     """的 了 和 与 及 或 等 是 在 要 对 把 被 将 为 以 于 其 之 并 也 都 而 就 还 又 这 那 有 个
     多少 几 什么 怎么 怎样 如何 哪 哪些 哪个 哪天 哪里 吗 呢 吧 啊 么 该 能 可以 需要 一般 分别
     请问 问 我 我们 你 你们 他 她 它 他们 村里 有人 做 办 用来 是否 不 没有 多久 一次 达到 年 月 日
-    因为 所以 怎么办 如果 的话 应该 是不是 能不能 什么样 哪天 该怎么办
+    因为 所以 时候 怎么办 如果 的话 应该 是不是 能不能 什么样 哪天 该怎么办
     """.split()  # noqa: SIM905 - a word list reads better as text
 )
+# Words a farmer and a document use for the same thing. A question term counts as found
+# when the passage has it or its counterpart; BM25 queries get both.
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "申报": ("申请",),
+    "申请": ("申报",),
+    "补贴": ("补助", "奖补"),
+    "补助": ("补贴",),
+    "领取": ("发放",),
+    "发钱": ("发放",),
+    "贫困户": ("脱贫户",),
+    "天": ("日",),
+    "日": ("天",),
+}
+
 _TOKEN_RE = re.compile(r"[\w%．.]+", re.UNICODE)
 
 

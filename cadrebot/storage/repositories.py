@@ -53,14 +53,24 @@ from cadrebot.handlers.ports import (
     DialogStateRepository,
     Exchange,
     ExchangeKind,
-    ExchangeLog,
+    ExchangeRecords,
+    Feedback,
+    InviteCode,
+    InviteRepository,
+    KbVersion,
+    KbVersionRepository,
+    LoggedExchange,
     NewCase,
+    NewInvite,
     NotFoundError,
+    OfficeUnitOfWork,
+    OfficeUnitOfWorkFactory,
+    QuestionStat,
     Role,
     UnitOfWork,
     UnitOfWorkFactory,
     User,
-    UserRepository,
+    UserDirectory,
 )
 from cadrebot.storage.db import writer_engine
 from cadrebot.storage.models import (
@@ -72,6 +82,8 @@ from cadrebot.storage.models import (
     ConversationLockRow,
     DialogStateRow,
     ExchangeRow,
+    InviteCodeRow,
+    KbVersionRow,
     UserRow,
 )
 
@@ -88,6 +100,8 @@ _counters = _table(CaseCounterRow)
 _cases = _table(CaseRow)
 _due_dates = _table(CaseDueDateRow)
 _events = _table(CaseEventRow)
+_invites = _table(InviteCodeRow)
+_kb_versions = _table(KbVersionRow)
 
 
 def _upsert(connection: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
@@ -115,11 +129,14 @@ class SqlUnitOfWork:
     ``__exit__`` rolls back whatever was not committed and returns the connection.
     """
 
-    # Typed as the protocols (whose attributes are invariant) so this class is a UnitOfWork.
-    users: UserRepository
+    # Typed as the protocols (whose attributes are invariant) so this class is a UnitOfWork
+    # and an OfficeUnitOfWork.
+    users: UserDirectory
     dialogs: DialogStateRepository
     cases: CaseRepository
-    exchanges: ExchangeLog
+    exchanges: ExchangeRecords
+    invites: InviteRepository
+    kb_versions: KbVersionRepository
 
     def __init__(self, engine: Engine, *, tz: tzinfo = UTC) -> None:
         self._engine = writer_engine(engine)
@@ -130,6 +147,8 @@ class SqlUnitOfWork:
         self.dialogs = SqlDialogStateRepository(self)
         self.cases = SqlCaseRepository(self)
         self.exchanges = SqlExchangeLog(self)
+        self.invites = SqlInviteRepository(self)
+        self.kb_versions = SqlKbVersionRepository(self)
 
     def __enter__(self) -> Self:
         return self
@@ -277,6 +296,15 @@ class SqlUserRepository:
         if row is None:
             raise NotFoundError(f"no user with id {user_id}")
         return _user(row)
+
+    def list_users(self, *, roles: frozenset[Role], channel: str | None = None) -> Sequence[User]:
+        conditions: list[ColumnElement[bool]] = [
+            _users.c.role.in_(sorted(Role(r).value for r in roles))
+        ]
+        if channel is not None:
+            conditions.append(_users.c.channel == channel)
+        statement = select(_users).where(*conditions).order_by(_users.c.id)
+        return [_user(row) for row in self._uow.connection().execute(statement)]
 
     def _find_row(self, channel: str, external_id: str) -> Row[Any] | None:
         statement = select(_users).where(
@@ -627,10 +655,218 @@ class SqlExchangeLog:
             )
         )
 
+    def latest(self, key: ConversationKey, kinds: frozenset[ExchangeKind]) -> LoggedExchange | None:
+        statement = (
+            select(_exchanges)
+            .where(
+                _key_matches(_exchanges, key)
+                & _exchanges.c.kind.in_(sorted(ExchangeKind(k).value for k in kinds))
+            )
+            .order_by(_exchanges.c.id.desc())
+            .limit(1)
+        )
+        row = self._uow.connection().execute(statement).first()
+        return self._logged(row) if row is not None else None
+
+    def get(self, exchange_id: int) -> LoggedExchange | None:
+        statement = select(_exchanges).where(_exchanges.c.id == exchange_id)
+        row = self._uow.connection().execute(statement).first()
+        return self._logged(row) if row is not None else None
+
+    def set_feedback(self, exchange_id: int, feedback: Feedback) -> None:
+        result = self._uow.connection().execute(
+            update(_exchanges)
+            .where(_exchanges.c.id == exchange_id)
+            .values(feedback=Feedback(feedback).value)
+        )
+        if result.rowcount != 1:
+            raise NotFoundError(f"no exchange with id {exchange_id}")
+
+    def questions_since(self, since: datetime) -> Sequence[QuestionStat]:
+        statement = (
+            select(_exchanges.c.created_at, _exchanges.c.found, _exchanges.c.feedback)
+            .where(_QUESTION_KINDS & (_exchanges.c.created_at >= since))
+            .order_by(_exchanges.c.created_at, _exchanges.c.id)
+        )
+        return [
+            QuestionStat(
+                at=self._uow.aware(row.created_at),
+                found=row.found,
+                feedback=Feedback(row.feedback) if row.feedback else None,
+            )
+            for row in self._uow.connection().execute(statement)
+        ]
+
+    def top_unanswered(self, since: datetime, limit: int = 5) -> Sequence[tuple[str, int]]:
+        count = func.count().label("n")
+        statement = (
+            select(_exchanges.c.inbound_text, count)
+            .where(
+                _QUESTION_KINDS
+                & (_exchanges.c.found.is_(False))
+                & (_exchanges.c.created_at >= since)
+            )
+            .group_by(_exchanges.c.inbound_text)
+            .order_by(count.desc(), _exchanges.c.inbound_text)
+            .limit(limit)
+        )
+        return [(row.inbound_text, int(row.n)) for row in self._uow.connection().execute(statement)]
+
+    def _logged(self, row: Row[Any]) -> LoggedExchange:
+        exchange = Exchange(
+            channel=row.channel,
+            chat_id=row.chat_id,
+            user_id=row.user_id,
+            at=self._uow.aware(row.created_at),
+            inbound_text=row.inbound_text,
+            reply_text=row.reply_text,
+            kind=ExchangeKind(row.kind),
+            found=row.found,
+            chunk_ids=tuple(row.cited_chunk_ids or ()),
+            latency_ms=row.latency_ms,
+            kb_version=row.kb_version,
+        )
+        feedback = Feedback(row.feedback) if row.feedback else None
+        return LoggedExchange(id=row.id, exchange=exchange, feedback=feedback)
+
+
+_QUESTION_KINDS = _exchanges.c.kind.in_([ExchangeKind.QA.value, ExchangeKind.FORM_QA.value])
+
+
+# --------------------------------------------------------------------------- invites
+
+
+class SqlInviteRepository:
+    def __init__(self, uow: SqlUnitOfWork) -> None:
+        self._uow = uow
+
+    def create(self, invite: NewInvite) -> InviteCode:
+        connection = self._uow.connection()
+        inserted = connection.execute(
+            _upsert(connection, _invites)
+            .values(
+                code=invite.code,
+                township=invite.township,
+                village=invite.village,
+                role=Role(invite.role).value,
+                created_by_id=invite.created_by_id,
+                created_at=invite.created_at,
+                expires_at=invite.expires_at,
+                revoked=False,
+            )
+            .on_conflict_do_nothing(index_elements=[_invites.c.code])
+            .returning(_invites.c.id)
+        ).first()
+        if inserted is None:
+            raise ConcurrentUpdateError(f"invite code {invite.code!r} exists already")
+        created = self.get(invite.code)
+        assert created is not None
+        return created
+
+    def get(self, code: str) -> InviteCode | None:
+        row = (
+            self._uow.connection().execute(select(_invites).where(_invites.c.code == code)).first()
+        )
+        return self._invite(row) if row is not None else None
+
+    def redeem(self, code: str, user_id: int, at: datetime) -> InviteCode:
+        result = self._uow.connection().execute(
+            update(_invites)
+            .where(
+                (_invites.c.code == code)
+                & _invites.c.used_by_id.is_(None)
+                & (_invites.c.revoked.is_(False))
+            )
+            .values(used_by_id=user_id, used_at=at)
+        )
+        if result.rowcount != 1:
+            if self.get(code) is None:
+                raise NotFoundError(f"no invite code {code!r}")
+            raise ConcurrentUpdateError(f"invite code {code!r} was used or revoked")
+        redeemed = self.get(code)
+        assert redeemed is not None
+        return redeemed
+
+    def revoke(self, code: str) -> InviteCode:
+        self._uow.connection().execute(
+            update(_invites).where(_invites.c.code == code).values(revoked=True)
+        )
+        revoked = self.get(code)
+        if revoked is None:
+            raise NotFoundError(f"no invite code {code!r}")
+        return revoked
+
+    def list_codes(self, *, include_closed: bool = False) -> Sequence[InviteCode]:
+        statement = select(_invites).order_by(_invites.c.created_at.desc(), _invites.c.id.desc())
+        if not include_closed:
+            statement = statement.where(
+                _invites.c.used_by_id.is_(None) & (_invites.c.revoked.is_(False))
+            )
+        return [self._invite(row) for row in self._uow.connection().execute(statement)]
+
+    def _invite(self, row: Row[Any]) -> InviteCode:
+        return InviteCode(
+            code=row.code,
+            township=row.township or "",
+            village=row.village,
+            role=Role(row.role),
+            created_by_id=row.created_by_id,
+            created_at=self._uow.aware(row.created_at),
+            expires_at=self._uow.aware(row.expires_at) if row.expires_at else None,
+            used_by_id=row.used_by_id,
+            used_at=self._uow.aware(row.used_at) if row.used_at else None,
+            revoked=bool(row.revoked),
+        )
+
+
+# --------------------------------------------------------------------------- kb versions
+
+
+class SqlKbVersionRepository:
+    def __init__(self, uow: SqlUnitOfWork) -> None:
+        self._uow = uow
+
+    def record(self, version: KbVersion) -> None:
+        connection = self._uow.connection()
+        if version.status == "active":
+            connection.execute(
+                update(_kb_versions)
+                .where(_kb_versions.c.version_id != version.version_id)
+                .values(status="superseded")
+            )
+        values = {
+            "built_at": version.built_at,
+            "doc_count": version.doc_count,
+            "chunk_count": version.chunk_count,
+            "status": version.status,
+        }
+        connection.execute(
+            _upsert(connection, _kb_versions)
+            .values(version_id=version.version_id, **values)
+            .on_conflict_do_update(index_elements=[_kb_versions.c.version_id], set_=values)
+        )
+
+    def recent(self, limit: int = 5) -> Sequence[KbVersion]:
+        statement = (
+            select(_kb_versions)
+            .order_by(_kb_versions.c.built_at.desc(), _kb_versions.c.version_id.desc())
+            .limit(limit)
+        )
+        return [
+            KbVersion(
+                version_id=row.version_id,
+                built_at=self._uow.aware(row.built_at),
+                doc_count=row.doc_count,
+                chunk_count=row.chunk_count,
+                status=row.status,
+            )
+            for row in self._uow.connection().execute(statement)
+        ]
+
 
 if TYPE_CHECKING:
     # Static proof (checked by mypy) that these classes implement the ports.
     def _implements_ports(
         uow: SqlUnitOfWork, factory: SqlUnitOfWorkFactory
-    ) -> tuple[UnitOfWork, UnitOfWorkFactory]:
-        return uow, factory
+    ) -> tuple[UnitOfWork, UnitOfWorkFactory, OfficeUnitOfWork, OfficeUnitOfWorkFactory]:
+        return uow, factory, uow, factory

@@ -185,3 +185,11 @@ def test_question_shapes():
     assert number.matches("不少于2383人")
     assert not number.matches("发挥托底作用")
     assert not question_shape("12317平台是做什么的").specific
+
+
+def test_time_questions_want_a_point_in_time_not_a_frequency():
+    from cadrebot.indexer.sentences import question_shape
+
+    when = question_shape("产业奖补什么时候申报？")
+    assert when.matches("脱贫户和监测户于5月、8月中下旬两批次提出奖补项目申请")
+    assert not when.matches("持续按季度核实发放产业奖补")

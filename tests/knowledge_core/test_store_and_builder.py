@@ -165,7 +165,7 @@ def test_large_store_switches_to_approximate_index(tmp_path: Path, embedder: Cou
     settings = make_settings(tmp_path / "data", knowledge, approx_index_min_chunks=2)
     report = IndexBuilder(settings, embedder).build()
     manifest = IndexStore(settings.index_dir).current_manifest()
-    assert manifest is not None and manifest["faiss"] == "hnsw"
+    assert manifest is not None and manifest["faiss"] == "ivf"
     searcher = HybridSearcher(settings, embedder)
     searcher.load()
     assert report.chunks >= 2

@@ -1,0 +1,174 @@
+"""The python-telegram-bot Application: built from settings, run by long polling or webhook."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from telegram import Update
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+
+from cadrebot.bot.telegram.handlers import TelegramBot
+from cadrebot.bot.telegram.services import TelegramServices, build_services
+from cadrebot.bot.wiring import Knowledge
+from cadrebot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ALLOWED_UPDATES = (Update.MESSAGE, Update.CALLBACK_QUERY)
+AnyApplication = Application[Any, Any, Any, Any, Any, Any]
+
+NO_TOKEN = (
+    "未设置 Telegram 机器人令牌：请设置环境变量 TELEGRAM_BOT_TOKEN"
+    "（或 CADREBOT_TELEGRAM_BOT_TOKEN）"
+    "后再运行 `cadrebot run`。\n没有令牌也可以先在终端里使用：`cadrebot chat`。"
+)
+
+
+class ConfigurationError(ValueError):
+    """The settings do not allow starting the bot; the message is Chinese and says what to set."""
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    listen: str
+    port: int
+    url_path: str
+    webhook_url: str
+    secret_token: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WebhookConfig:
+        if not settings.telegram_webhook_url:
+            raise ConfigurationError(
+                "Webhook 模式需要设置 CADREBOT_TELEGRAM_WEBHOOK_URL"
+                "（Telegram 推送更新的公网 HTTPS 地址）。"
+            )
+        if settings.telegram_webhook_secret is None:
+            raise ConfigurationError(
+                "Webhook 模式需要设置 CADREBOT_TELEGRAM_WEBHOOK_SECRET"
+                "（1-256 位字母、数字、_ 或 -），"
+                "用于校验每个请求确实来自 Telegram。"
+            )
+        return cls(
+            listen=settings.telegram_webhook_listen,
+            port=settings.telegram_webhook_port,
+            url_path=settings.telegram_webhook_path.strip("/"),
+            webhook_url=settings.telegram_webhook_url,
+            secret_token=settings.telegram_webhook_secret.get_secret_value(),
+        )
+
+
+def bot_token(settings: Settings) -> str | None:
+    """The configured token, or None when unset or blank."""
+    token = settings.telegram_bot_token
+    value = token.get_secret_value().strip() if token is not None else ""
+    return value or None
+
+
+def api_urls(api_url: str) -> tuple[str, str]:
+    """(base_url, base_file_url) for a Bot API server root such as ``http://127.0.0.1:8081``."""
+    root = api_url.rstrip("/")
+    return f"{root}/bot", f"{root}/file/bot"
+
+
+def build_application(services: TelegramServices) -> AnyApplication:
+    settings = services.settings
+    token = bot_token(settings)
+    if token is None:
+        raise ConfigurationError(NO_TOKEN)
+    bot = TelegramBot(services)
+    builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any] = (
+        ApplicationBuilder()
+        .token(token)
+        .concurrent_updates(settings.telegram_concurrent_updates)
+        .post_init(bot.post_init)
+    )
+    if settings.telegram_api_url:
+        base_url, base_file_url = api_urls(settings.telegram_api_url)
+        builder = builder.base_url(base_url).base_file_url(base_file_url)
+    if settings.telegram_rate_limit > 0:
+        builder = builder.rate_limiter(
+            AIORateLimiter(
+                overall_max_rate=settings.telegram_rate_limit,
+                overall_time_period=1,
+                max_retries=3,  # a 429 RetryAfter is waited out and retried, not dropped
+            )
+        )
+    application: AnyApplication = builder.build()
+    bot.register(application)
+    return application
+
+
+@asynccontextmanager
+async def serving(
+    application: AnyApplication,
+    *,
+    webhook: WebhookConfig | None = None,
+    poll_timeout: float = 10.0,
+) -> AsyncIterator[AnyApplication]:
+    """Run the application inside the current event loop until the block exits.
+
+    What ``run_polling``/``run_webhook`` do, without owning the loop (tests, embedding).
+    """
+    await application.initialize()
+    try:
+        if application.post_init is not None:
+            await application.post_init(application)
+        updater = application.updater
+        assert updater is not None
+        if webhook is not None:
+            await updater.start_webhook(
+                listen=webhook.listen,
+                port=webhook.port,
+                url_path=webhook.url_path,
+                webhook_url=webhook.webhook_url,
+                secret_token=webhook.secret_token,
+                allowed_updates=list(ALLOWED_UPDATES),
+            )
+        else:
+            await updater.start_polling(
+                timeout=int(poll_timeout), allowed_updates=list(ALLOWED_UPDATES)
+            )
+        await application.start()
+        try:
+            yield application
+        finally:
+            if updater.running:
+                await updater.stop()
+            await application.stop()
+    finally:
+        await application.shutdown()
+
+
+def run(settings: Settings, *, webhook: bool = False, knowledge: Knowledge | None = None) -> int:
+    """``cadrebot run``: serve until SIGINT/SIGTERM. Returns the process exit code."""
+    if bot_token(settings) is None:
+        print(NO_TOKEN, file=sys.stderr)
+        return 2
+    try:
+        hook = WebhookConfig.from_settings(settings) if webhook else None
+    except ConfigurationError as error:
+        print(f"错误：{error}", file=sys.stderr)
+        return 2
+    services = build_services(settings, knowledge=knowledge)
+    with services:
+        application = build_application(services)
+        if hook is not None:
+            log.info("serving the webhook on %s:%d/%s", hook.listen, hook.port, hook.url_path)
+            application.run_webhook(
+                listen=hook.listen,
+                port=hook.port,
+                url_path=hook.url_path,
+                webhook_url=hook.webhook_url,
+                secret_token=hook.secret_token,
+                allowed_updates=list(ALLOWED_UPDATES),
+            )
+        else:
+            log.info("long polling for updates")
+            application.run_polling(allowed_updates=list(ALLOWED_UPDATES))
+    return 0

@@ -1,0 +1,99 @@
+"""The case ledger (台账) as an Excel workbook: one sheet per case type, Chinese headers.
+
+ID numbers are masked unless the reader is an admin, the same rule as every case view.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Mapping, Sequence
+
+from openpyxl import Workbook
+from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
+
+from cadrebot.handlers.cases import WORKFLOWS, Workflow
+from cadrebot.handlers.forms.engine import FormRegistry
+from cadrebot.handlers.forms.subsidy import ROUND_FIELD
+from cadrebot.handlers.masking import mask_sensitive
+from cadrebot.handlers.ports import Case, JSONValue
+
+BASE_HEADERS = ("案件编号", "状态", "乡镇", "村", "提交时间", "最近更新")
+EXCEL_SHEET_TITLE_MAX = 31  # Excel refuses longer sheet names
+
+
+def _plain(value: JSONValue) -> str:
+    if isinstance(value, list):
+        return "、".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    return "" if value is None else str(value)
+
+
+def ledger_rows(
+    cases: Sequence[Case], case_type: str, forms: FormRegistry, *, unmasked: bool
+) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of one case type's sheet (pure; the workbook is built from these)."""
+    form = forms.get(case_type)
+    specs = list(form.fields) if form is not None else []
+    extra = sorted({name for case in cases for name in case.fields} - {s.name for s in specs})
+    due_names = sorted({name for case in cases for name in case.due_dates})
+    headers = list(BASE_HEADERS)
+    headers += [spec.label for spec in specs]
+    headers += ["申报批次" if name == ROUND_FIELD else name for name in extra]
+    headers += [f"期限·{name}" for name in due_names]
+    rows: list[list[str]] = []
+    for case in cases:
+        row = [
+            case.number,
+            case.status,
+            case.township,
+            case.village,
+            f"{case.submitted_at:%Y-%m-%d %H:%M}",
+            f"{case.updated_at:%Y-%m-%d %H:%M}",
+        ]
+        for spec in specs:
+            value = case.fields.get(spec.name)
+            shown = "" if value is None else spec.display(value, mask=not unmasked)
+            row.append(shown if unmasked else mask_sensitive(shown, mask_phones=False))
+        for name in extra:
+            shown = _plain(case.fields.get(name))
+            row.append(shown if unmasked else mask_sensitive(shown, mask_phones=False))
+        row += [
+            case.due_dates[name].isoformat() if name in case.due_dates else "" for name in due_names
+        ]
+        rows.append(row)
+    return headers, rows
+
+
+def cases_workbook(
+    cases: Iterable[Case],
+    forms: FormRegistry,
+    *,
+    unmasked: bool,
+    workflows: Mapping[str, Workflow] = WORKFLOWS,
+) -> bytes:
+    """The .xlsx file: a sheet per workflow (even when empty, so the layout is stable)."""
+    by_type: dict[str, list[Case]] = {name: [] for name in workflows}
+    for case in cases:
+        by_type.setdefault(case.case_type, []).append(case)
+    workbook = Workbook()
+    workbook.remove(workbook.active)
+    bold = Font(bold=True)
+    for case_type, items in by_type.items():
+        workflow = workflows.get(case_type)
+        title = (workflow.title if workflow else case_type)[:EXCEL_SHEET_TITLE_MAX]
+        sheet = workbook.create_sheet(title=title)
+        headers, rows = ledger_rows(items, case_type, forms, unmasked=unmasked)
+        sheet.append(headers)
+        for cell in sheet[1]:
+            cell.font = bold
+        for row in rows:
+            sheet.append(row)
+        sheet.freeze_panes = "A2"
+        for index, header in enumerate(headers, 1):
+            width = max([len(header), *(len(r[index - 1]) for r in rows)]) * 2 + 2
+            sheet.column_dimensions[get_column_letter(index)].width = min(width, 60)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()

@@ -1,0 +1,124 @@
+"""Pure parts of the channel: callback data, keyboards, message splitting, flood guard."""
+
+from __future__ import annotations
+
+import pytest
+
+from cadrebot.bot.telegram import keyboards as kb
+from cadrebot.bot.telegram.flood import FloodGuard, Verdict
+from cadrebot.bot.telegram.handlers import parse_command
+from cadrebot.bot.telegram.rendering import split_text
+from cadrebot.handlers.admin import AdminError, catalog_entry, safe_file_name, without_catalog_entry
+from cadrebot.handlers.invites import normalize_code
+from cadrebot.handlers.ports import Feedback, Option, Reply
+
+
+@pytest.mark.parametrize(
+    "callback",
+    [
+        kb.OptionPayload("toggle:3"),
+        kb.OptionPayload("确认提交"),
+        kb.OptionLabel(2, 1),
+        kb.Rate(42, Feedback.UP),
+        kb.Rate(7, Feedback.DOWN),
+        kb.MoreSources(99),
+        kb.CasePage(10, "核实中"),
+        kb.CasePage(0, ""),
+        kb.CaseOpen("FX-2026-000001"),
+        kb.CaseMove("JB-2026-000123", "不予通过"),
+    ],
+)
+def test_callback_data_round_trips_within_64_bytes(callback: kb.Callback) -> None:
+    data = kb.encode(callback)
+    assert len(data.encode()) <= 64
+    assert kb.decode(data) == callback
+
+
+def test_unknown_callback_data_is_none() -> None:
+    assert kb.decode("zz:1") is None
+    assert kb.decode("f:u:notanumber") is None
+
+
+def test_long_choice_falls_back_to_the_button_position() -> None:
+    long_choice = "因病致贫返贫风险较大需要尽快核实的特殊困难情况"  # > 64 bytes with the prefix
+    reply = Reply("请选择", options=(Option("是", "是"), Option(long_choice, long_choice)))
+    markup = kb.options_keyboard(reply)
+    assert markup is not None
+    buttons = [b for row in markup.inline_keyboard for b in row]
+    assert buttons[0].callback_data == "p:是"
+    row, column = next(
+        (r, c)
+        for r, line in enumerate(markup.inline_keyboard)
+        for c, b in enumerate(line)
+        if b.text == long_choice
+    )
+    assert kb.decode(str(buttons[1].callback_data)) == kb.OptionLabel(row, column)
+
+
+def test_multi_choice_marks_the_selected_options() -> None:
+    reply = Reply(
+        "已选：因病、因灾。\n可继续选择",
+        options=(
+            Option("因病", "toggle:1"),
+            Option("因残", "toggle:2"),
+            Option("因灾", "toggle:3"),
+        ),
+        multi_select=True,
+    )
+    markup = kb.options_keyboard(reply)
+    assert markup is not None
+    labels = [b.text for row in markup.inline_keyboard for b in row]
+    assert labels == ["✓ 因病", "因残", "✓ 因灾"]
+    assert kb.selected_labels("已选：（无）。") == set()
+
+
+def test_split_text_respects_the_limit_and_cuts_at_breaks() -> None:
+    text = "\n\n".join(f"第{i}段。" + "政策内容" * 30 for i in range(40))
+    pieces = split_text(text, limit=500)
+    assert all(len(p) <= 500 for p in pieces)
+    assert "".join(pieces).replace("\n", "") == text.replace("\n", "")
+    assert all(p.startswith("第") for p in pieces)
+    assert split_text("") == ["（空）"]
+
+
+def test_flood_guard_warns_once_per_window() -> None:
+    now = [0.0]
+    guard = FloodGuard(2, 10.0, clock=lambda: now[0])
+    assert [guard.check(1) for _ in range(4)] == [
+        Verdict.ALLOW,
+        Verdict.ALLOW,
+        Verdict.WARN,
+        Verdict.DROP,
+    ]
+    assert guard.check(2) is Verdict.ALLOW
+    now[0] = 10.5
+    assert guard.check(1) is Verdict.ALLOW
+
+
+def test_parse_command() -> None:
+    assert parse_command("/cases 核实中", "bot") == ("cases", "核实中")
+    assert parse_command("/KB@bot", "bot") == ("kb", "")
+    assert parse_command("/kb@otherbot", "bot") is None
+    assert parse_command("监测对象是什么", "bot") is None
+
+
+def test_invite_codes_are_forgiving_to_type() -> None:
+    assert normalize_code(" yq abcd 2345 ") == "YQ-ABCD2345"
+    assert normalize_code("yq－abcd2345") == "YQ-ABCD2345"
+
+
+def test_upload_names_are_checked() -> None:
+    assert safe_file_name("信丰县2025年办法.docx") == "信丰县2025年办法.docx"
+    for bad in ("../x.txt", "a/b.txt", ".hidden.txt", "catalog.toml", "run.sh", "noext"):
+        with pytest.raises(AdminError):
+            safe_file_name(bad)
+
+
+def test_catalog_entries_are_added_and_removed_verbatim() -> None:
+    base = '# comment\n\n["a.txt"]\ntitle = "甲"\n'
+    added = base + "\n" + catalog_entry('b "引号".txt', {"title": "乙\n换行"})
+    import tomllib
+
+    parsed = tomllib.loads(added)
+    assert parsed['b "引号".txt']["title"] == "乙\n换行"
+    assert without_catalog_entry(added, 'b "引号".txt').strip() == base.strip()
