@@ -4,10 +4,11 @@ Workflows
 ---------
 risk_report (防返贫风险自主申报)::
 
-    已受理 → 核实中 → 已纳入监测 → 风险消除
+    已受理 → 核实中 → 已纳入监测 → 帮扶中 → 风险消除 (basis required)
                     ↘ 不予纳入 (reason required)
 
-    entering 已纳入监测 sets the 帮扶计划 due date = that day + 10 (赣党农字〔2023〕2号 第2条)
+    entering 已纳入监测 sets the 帮扶计划 due date = that day + 10 (赣党农字〔2023〕2号 第2条);
+    帮扶中 (the help plan is made) closes it
 
 subsidy (产业奖补申请, 信巩字〔2024〕1号 第5条)::
 
@@ -138,6 +139,8 @@ def _inside_window(day: date) -> str | None:
     )
 
 
+STATUS_HELPING = "帮扶中"  # 帮扶计划已制定，帮扶措施落实中
+
 RISK_WORKFLOW = Workflow(
     case_type=risk_report.CASE_TYPE,
     title="防返贫风险申报",
@@ -149,7 +152,12 @@ RISK_WORKFLOW = Workflow(
             sets_due=_days_after(DUE_HELP_PLAN, policy.HELP_PLAN_DAYS),
         ),
         TransitionRule(frozenset({"核实中"}), "不予纳入", note_required=True),
-        TransitionRule(frozenset({"已纳入监测"}), "风险消除"),
+        # The help plan being made closes the 10-day deadline; without this status a
+        # monitored household would show as overdue for as long as it is monitored.
+        TransitionRule(frozenset({"已纳入监测"}), STATUS_HELPING),
+        # 风险消除 needs its basis on record (赣党农字〔2023〕2号 第3条: income stable over
+        # half a year, 三保障 and water secured, measures in effect).
+        TransitionRule(frozenset({STATUS_HELPING}), "风险消除", note_required=True),
     ),
     open_dues={
         "已受理": frozenset({risk_report.DUE_IDENTIFICATION}),

@@ -81,6 +81,12 @@ def test_risk_workflow_to_monitoring_sets_help_plan_due(
     assert checking.status == "核实中"
     monitored = desk.transition(VILLAGE_CADRE, case.number, "已纳入监测", now=at(2026, 5, 20))
     assert monitored.due_dates == {"识别认定": date(2026, 5, 27), "帮扶计划": date(2026, 5, 30)}
+    assert [i.due_name for i in desk.overdue(ADMIN, date(2026, 6, 1))] == ["帮扶计划"]
+    helping = desk.transition(VILLAGE_CADRE, case.number, "帮扶中", now=at(2026, 5, 28))
+    assert helping.status == "帮扶中"
+    assert desk.overdue(ADMIN, date(2026, 6, 1)) == [], "the plan is made: nothing is overdue"
+    with pytest.raises(NoteRequired):
+        desk.transition(ADMIN, case.number, "风险消除", now=at(2026, 12, 1))
     removed = desk.transition(ADMIN, case.number, "风险消除", now=at(2026, 12, 1), note="收入稳定")
     assert removed.status == "风险消除"
     events = cases.events(case.number)
@@ -88,7 +94,8 @@ def test_risk_workflow_to_monitoring_sets_help_plan_due(
         (None, "已受理"),
         ("已受理", "核实中"),
         ("核实中", "已纳入监测"),
-        ("已纳入监测", "风险消除"),
+        ("已纳入监测", "帮扶中"),
+        ("帮扶中", "风险消除"),
     ]
     assert events[-1].actor_id == ADMIN.id
     assert events[-1].note == "收入稳定"
