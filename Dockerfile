@@ -47,4 +47,4 @@ EXPOSE 8443
 # GET /healthz of this worker: 200 once the database is reachable and an index is loaded.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-m", "cadrebot.ops.probe", "--timeout", "4"]
-CMD ["cadrebot", "run", "--webhook"]
+CMD ["cadrebot", "serve", "--workers", "2"]

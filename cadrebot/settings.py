@@ -97,6 +97,25 @@ class Settings(BaseSettings):
         description="Largest knowledge document an admin may upload (Telegram's cloud API "
         "serves files up to 20 MB; a self-hosted Bot API server allows more).",
     )
+    serve_lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="`cadrebot serve`: a worker's claim on an update it processes lasts this "
+        "long and is renewed while it works; a dead worker's claim expires after it and "
+        "another worker takes the update over.",
+    )
+    serve_sweep_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="`cadrebot serve`: how often a worker looks for "
+        "updates nobody is processing (left by a dead or busy worker).",
+    )
+    index_poll_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="`cadrebot serve`: how often a worker checks for a newly published index "
+        "version (built by another worker) and switches to it.",
+    )
     reminder_time: time = Field(
         default=time(8, 30), description="Local time of the daily due-date reminder to cadres."
     )

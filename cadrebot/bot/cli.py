@@ -56,6 +56,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--webhook", action="store_true", help="serve a webhook instead of long polling"
     )
+    serve = sub.add_parser(
+        "serve", help="serve the Telegram webhook with N worker processes (shared database)"
+    )
+    serve.add_argument(
+        "--workers", type=int, default=1, help="worker processes (more than 1 needs PostgreSQL)"
+    )
+    serve.add_argument(
+        "--port", type=int, default=None, help="port (default: CADREBOT_TELEGRAM_WEBHOOK_PORT)"
+    )
     restore = sub.add_parser("restore", help="restore the case database from a backup file")
     restore.add_argument("path", type=Path, help="a file written by `cadrebot backup`")
     restore.add_argument(
@@ -222,6 +231,14 @@ def cmd_run(settings: Settings, knowledge: Knowledge, args: argparse.Namespace) 
     return run(settings, webhook=args.webhook, knowledge=knowledge)
 
 
+def cmd_serve(settings: Settings, knowledge: Knowledge, args: argparse.Namespace) -> int:
+    from cadrebot.bot.telegram.serve import serve
+
+    if not args.verbose:
+        logging.getLogger().setLevel(logging.INFO)
+    return serve(settings, workers=args.workers, port=args.port, knowledge=knowledge)
+
+
 COMMANDS = {
     "index": cmd_index,
     "chat": cmd_chat,
@@ -231,6 +248,7 @@ COMMANDS = {
     "backup": cmd_backup,
     "restore": cmd_restore,
     "run": cmd_run,
+    "serve": cmd_serve,
 }
 
 

@@ -22,6 +22,7 @@ import tomllib
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -71,6 +72,12 @@ class IndexBuilding(Protocol):
     def build(
         self, *, rebuild: bool = False, progress: ProgressCallback | None = None
     ) -> BuildReport: ...
+
+
+class BuildLock(Protocol):
+    """Excludes other processes' builders (``hold`` yields False after ``timeout`` s)."""
+
+    def hold(self, timeout: float) -> AbstractContextManager[bool]: ...
 
 
 class IndexServing(Protocol):
@@ -166,6 +173,8 @@ class KnowledgeAdmin:
         *,
         clock: Callable[[], datetime],
         max_upload_bytes: int,
+        build_lock: BuildLock | None = None,
+        build_wait_seconds: float = 600.0,
     ) -> None:
         self._dir = knowledge_dir
         self._builder = builder
@@ -175,6 +184,8 @@ class KnowledgeAdmin:
         self.max_upload_bytes = max_upload_bytes
         self._build_lock = threading.Lock()
         self._files_lock = threading.Lock()
+        self._global_lock = build_lock
+        self._build_wait_seconds = build_wait_seconds
 
     @property
     def catalog_path(self) -> Path:
@@ -338,22 +349,35 @@ class KnowledgeAdmin:
         if not self._build_lock.acquire(blocking=False):
             raise RebuildBusy()
         try:
-            try:
-                report = self._builder.build(progress=progress)
-            except DocumentLoadError as error:
-                raise AdminError(f"索引更新失败：{error.args[0]}") from None
-            swapped = self._searcher.reload_if_changed()
-            if report.version and not report.up_to_date:
-                with self._uow_factory() as uow:
-                    uow.kb_versions.record(
-                        KbVersion(
-                            version_id=report.version,
-                            built_at=self._clock(),
-                            doc_count=report.documents,
-                            chunk_count=report.chunks,
+            # Several workers share the index store: one builds at a time. A build that
+            # waited for another one's usually finds everything indexed already.
+            held = (
+                self._global_lock.hold(self._build_wait_seconds)
+                if self._global_lock is not None
+                else nullcontext(True)
+            )
+            with held as acquired:
+                if not acquired:
+                    raise RebuildBusy()
+                try:
+                    report = self._builder.build(progress=progress)
+                except DocumentLoadError as error:
+                    raise AdminError(
+                        f"索引更新失败：{error.args[0]}。仍在使用原来的索引。"
+                    ) from None
+                if report.version and not report.up_to_date:
+                    # Recorded under the lock: the versions are recorded in build order.
+                    with self._uow_factory() as uow:
+                        uow.kb_versions.record(
+                            KbVersion(
+                                version_id=report.version,
+                                built_at=self._clock(),
+                                doc_count=report.documents,
+                                chunk_count=report.chunks,
+                            )
                         )
-                    )
-                    uow.commit()
+                        uow.commit()
+            swapped = self._searcher.reload_if_changed()
             return RebuildOutcome(report, swapped)
         finally:
             self._build_lock.release()

@@ -94,6 +94,7 @@ class _Turn:
     found: bool | None = None
     chunk_ids: tuple[str, ...] = ()
     kb_version: str | None = None
+    filed: str | None = None  # the case type, when this turn filed a case
 
     def say(self, *replies: Reply | str) -> None:
         self.replies.extend(r if isinstance(r, Reply) else Reply(r) for r in replies)
@@ -118,6 +119,8 @@ class ConversationService:
         zone = ZoneInfo(timezone)
         self._clock = clock or (lambda: datetime.now(zone))
         self._due_soon_days = due_soon_days
+        # Called with the case type after a turn that filed a case committed (metrics).
+        self.on_case_filed: Callable[[str], None] | None = None
 
     @classmethod
     def from_settings(
@@ -168,13 +171,15 @@ class ConversationService:
                 turn = self._dispatch(uow, user, key, text, now, prepared)
                 uow.exchanges.record(self._exchange(key, user.id, now, text, turn, started))
                 uow.commit()
-            return turn.replies
         except Exception as error:  # the user always gets an answer; the log gets the trace
             log.exception("conversation turn failed for %s", key)
             message = CONFLICT if isinstance(error, ConcurrentUpdateError) else APOLOGY
             failed = _Turn(replies=[Reply(message)], kind=ExchangeKind.ERROR)
             self._record_failure(key, (channel, external_id), now, text, failed, started)
             return failed.replies
+        if turn.filed is not None and self.on_case_filed is not None:
+            self.on_case_filed(turn.filed)
+        return turn.replies
 
     # ------------------------------------------------------------------ Q&A outside the lock
 
@@ -285,6 +290,7 @@ class ConversationService:
                 case = uow.cases.create(form.file_case(result.answers, user.id, now))
                 uow.dialogs.delete(key)
                 log.info("filed case %s (%s)", case.number, case.case_type)
+                turn.filed = case.case_type
                 turn.say(form.confirmation(case))
             case StepOutcome.CANCELLED | StepOutcome.ENDED | StepOutcome.EXPIRED:
                 uow.dialogs.delete(key)

@@ -152,6 +152,12 @@ class HybridSearcher:
         return True
 
     @property
+    def loaded_version(self) -> str | None:
+        """The version answering now, or None before :meth:`load` (never loads)."""
+        index = self._index
+        return index.name if index is not None else None
+
+    @property
     def index(self) -> IndexVersion:
         if self._index is None:
             self.load()

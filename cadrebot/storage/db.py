@@ -177,7 +177,19 @@ def upgrade(url: str | URL | Engine, revision: str = "head") -> None:
     Runs in one transaction on both backends (their DDL is transactional), so a failed
     migration leaves the schema as it was.
     """
-    _run_with_connection(url, lambda config: command.upgrade(config, revision))
+
+    def run(config: Config) -> None:
+        connection = config.attributes["connection"]
+        if connection.dialect.name == "postgresql":
+            # Several workers starting at once on a fresh database: one migrates, the others
+            # wait here and then find the schema at head (a no-op). Keyed by the schema, so
+            # databases in other schemas (tests) do not wait for each other.
+            connection.exec_driver_sql(
+                "SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':cadrebot-migrate'))"
+            )
+        command.upgrade(config, revision)
+
+    _run_with_connection(url, run)
 
 
 def downgrade(url: str | URL | Engine, revision: str) -> None:

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -264,6 +265,50 @@ class KbVersionRow(Base):
     doc_count: Mapped[int] = mapped_column(Integer, default=0)
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16), default="building")
+
+
+INBOX_STATUSES = ("pending", "done", "failed")
+
+
+class InboundUpdateRow(Base):
+    """A Telegram update received by a webhook worker, kept until processed (the inbox).
+
+    Keyed by Telegram's ``update_id``, so a repeated POST of the same update is recognised
+    and dropped. A worker processing the oldest pending update of a chat holds a lease on it
+    (``lease_owner``/``lease_until``) and renews it while working; a lease left to expire by
+    a dead worker lets another one take the update over. ``payload`` is cleared once the
+    update is done (it may quote identity-card numbers); the row stays a while for
+    deduplication.
+    """
+
+    __tablename__ = "inbound_updates"
+    __table_args__ = (
+        CheckConstraint(_in("status", INBOX_STATUSES), name="status"),
+        Index(None, "chat_key", "status", "update_id"),
+        Index(None, "status", "received_at"),
+    )
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    chat_key: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    received_at: Mapped[datetime] = mapped_column()
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column()
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    done_at: Mapped[datetime | None] = mapped_column()
+
+
+class JobRunRow(Base):
+    """A scheduled job's run, claimed by the first worker to insert it (e.g. the daily
+    reminder of one day), so N workers run it once."""
+
+    __tablename__ = "job_runs"
+
+    job: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    claimed_by: Mapped[str] = mapped_column(String(64))
+    claimed_at: Mapped[datetime] = mapped_column()
 
 
 @event.listens_for(CaseEventRow, "before_update")

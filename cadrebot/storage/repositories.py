@@ -73,6 +73,7 @@ from cadrebot.handlers.ports import (
     UserDirectory,
 )
 from cadrebot.storage.db import writer_engine
+from cadrebot.storage.inbox import mark_done_in
 from cadrebot.storage.models import (
     Base,
     CaseCounterRow,
@@ -164,6 +165,10 @@ class SqlUnitOfWork:
     def commit(self) -> None:
         if self._connection is None:
             return
+        if self._held_locks:
+            # A conversation turn: the webhook update it answers (if any) is marked done in
+            # this same transaction, so a worker dying after it commits never repeats it.
+            mark_done_in(self._connection)
         self._connection.commit()
         self._reacquire_locks()
 

@@ -41,6 +41,7 @@ def test_wheel_ships_the_migrations_and_upgrade_runs_from_it(tmp_path: Path) -> 
     assert "cadrebot/storage/migrations/env.py" in names
     assert "cadrebot/storage/migrations/script.py.mako" in names
     assert any(n.startswith("cadrebot/storage/migrations/versions/0001_") for n in names)
+    assert any(n.startswith("cadrebot/storage/migrations/versions/0002_") for n in names)
 
     site = tmp_path / "site"
     subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True)
@@ -56,4 +57,4 @@ def test_wheel_ships_the_migrations_and_upgrade_runs_from_it(tmp_path: Path) -> 
         capture_output=True,
         text=True,
     )
-    assert result.stdout.strip() == "0001"
+    assert result.stdout.strip() == "0002"

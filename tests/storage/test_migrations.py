@@ -35,7 +35,10 @@ PROJECT_TABLES = {
     "case_events",
     "invite_codes",
     "kb_versions",
+    "inbound_updates",
+    "job_runs",
 }
+INBOX_TABLES = {"inbound_updates", "job_runs"}
 
 
 def _tables(url: str) -> set[str]:
@@ -63,6 +66,19 @@ def test_upgrade_downgrade_upgrade(db_url: str) -> None:
     assert _tables(db_url) == PROJECT_TABLES
     upgrade(db_url)  # already at head: a no-op, not an error
     assert current_revision(db_url) == head_revision()
+
+
+def test_inbox_revision_up_and_down(db_url: str) -> None:
+    upgrade(db_url, "0001")
+    assert _tables(db_url) == PROJECT_TABLES - INBOX_TABLES
+    upgrade(db_url)
+    assert _tables(db_url) == PROJECT_TABLES
+    assert current_revision(db_url) == head_revision() == "0002"
+    downgrade(db_url, "0001")
+    assert _tables(db_url) == PROJECT_TABLES - INBOX_TABLES
+    assert current_revision(db_url) == "0001"
+    upgrade(db_url)
+    assert _tables(db_url) == PROJECT_TABLES
 
 
 def test_models_and_migrations_agree(db_url: str) -> None:

@@ -753,6 +753,11 @@ class TelegramBot:
     # ------------------------------------------------------------------ jobs
 
     async def daily_reminder(self, context: Context) -> None:
+        claim = self._s.claim_job
+        if claim is not None:
+            today = self._s.clock().date().isoformat()
+            if not await asyncio.to_thread(claim, "daily-reminder", today):
+                return  # another worker sends today's reminder
         digests = await asyncio.to_thread(self._s.casework.daily_digests, CHANNEL)
         sent = 0
         for digest in digests:

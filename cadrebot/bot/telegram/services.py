@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,7 @@ from cadrebot.handlers.forms import default_registry
 from cadrebot.handlers.invites import InviteService, RoleBook
 from cadrebot.handlers.qa import AnswerComposer, PolicyAnswer
 from cadrebot.settings import Settings
+from cadrebot.storage.build_lock import IndexBuildLock
 from cadrebot.storage.repositories import SqlUnitOfWork
 
 CHANNEL = "telegram"
@@ -35,9 +37,14 @@ class CapturingAnswerer:
     def __init__(self, composer: AnswerComposer) -> None:
         self._composer = composer
         self._local = threading.local()
+        # Called with (seconds, answer) after every answer (a webhook worker's metrics).
+        self.observer: Callable[[float, PolicyAnswer], None] | None = None
 
     def answer(self, question: str) -> PolicyAnswer:
+        started = time.perf_counter()
         result = self._composer.answer(question)
+        if self.observer is not None:
+            self.observer(time.perf_counter() - started, result)
         self._local.last = result
         return result
 
@@ -60,6 +67,9 @@ class TelegramServices:
     admin: KnowledgeAdmin
     casework: CaseWork
     clock: Callable[[], datetime]
+    # Set by a webhook worker: True for exactly one caller per (job, run key) across all
+    # workers, so N workers send the daily reminder once. None: this process is alone.
+    claim_job: Callable[[str, str], bool] | None = None
 
     @property
     def conversation(self) -> ConversationService:
@@ -131,6 +141,9 @@ def build_services(
             office,
             clock=now,
             max_upload_bytes=settings.upload_max_bytes,
+            build_lock=IndexBuildLock(
+                lambda: stack.database.engine, settings.index_dir.parent / "index-build.lock"
+            ),
         ),
         casework=CaseWork(
             office, default_registry(), clock=now, due_soon_days=settings.due_soon_days

@@ -1,0 +1,242 @@
+"""The webhook inbox: Telegram updates stored once, processed once, in order per chat.
+
+Several worker processes share one database. A worker receiving a webhook POST stores the
+update with :meth:`SqlInbox.add` (keyed by ``update_id``: a repeated POST is recognised and
+dropped) and answers 200 at once. Processing takes a chat's updates one at a time, oldest
+first, with :meth:`SqlInbox.claim_next`: the claim is a lease on the chat's *oldest* pending
+update, so while one worker holds it nobody else can take that update or any later one of
+the same chat (they are not the oldest), and different chats proceed in parallel. The holder
+renews the lease while it works (:meth:`SqlInbox.renew`); a worker that dies stops renewing,
+the lease expires, and another worker's sweeper (:meth:`SqlInbox.stale_chats`) takes the
+update over.
+
+An update is marked done in the same transaction as its effects when a conversation turn
+commits (see :data:`CURRENT_UPDATE` and :func:`mark_done_in`), so a worker killed after the
+turn committed does not run it again; otherwise (replies without database effects, the
+case desk's own transactions) right after processing (:meth:`SqlInbox.finish`).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from cadrebot.storage.db import writer_engine
+from cadrebot.storage.models import Base, InboundUpdateRow, JobRunRow
+
+log = logging.getLogger(__name__)
+
+_inbox = Base.metadata.tables[InboundUpdateRow.__tablename__]
+_jobs = Base.metadata.tables[JobRunRow.__tablename__]
+
+MAX_ATTEMPTS = 5
+"""An update whose processing killed this many workers is given up (marked failed)."""
+
+
+@dataclass
+class UpdateInProcess:
+    """The update a worker is processing now (one per asyncio task / worker thread)."""
+
+    update_id: int
+    owner: str
+    done: bool = False
+
+
+CURRENT_UPDATE: contextvars.ContextVar[UpdateInProcess | None] = contextvars.ContextVar(
+    "cadrebot_current_update", default=None
+)
+"""Set by the webhook dispatcher around processing one update. ``asyncio.to_thread`` copies
+the context, so a unit of work committing in a worker thread sees it."""
+
+
+def mark_done_in(connection: Connection) -> None:
+    """Mark the update in process (if any, and not yet done) done on ``connection``, inside
+    the caller's transaction: called by a unit of work holding a conversation lock right
+    before it commits, so the turn's effects and the update's completion commit together."""
+    current = CURRENT_UPDATE.get()
+    if current is None or current.done:
+        return
+    connection.execute(_finish_statement(current.update_id, current.owner, "done", _now()))
+    current.done = True
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _finish_statement(update_id: int, owner: str | None, status: str, at: datetime) -> Any:
+    condition = (_inbox.c.update_id == update_id) & (_inbox.c.status == "pending")
+    if owner is not None:
+        condition &= _inbox.c.lease_owner == owner
+    return (
+        update(_inbox)
+        .where(condition)
+        .values(status=status, payload=None, done_at=at, lease_owner=None, lease_until=None)
+    )
+
+
+@dataclass(frozen=True)
+class ClaimedUpdate:
+    update_id: int
+    chat_key: str
+    payload: dict[str, Any]
+    attempts: int  # including this one
+
+
+class SqlInbox:
+    """The ``inbound_updates`` table as one worker (``owner``) uses it. Blocking calls."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        owner: str,
+        lease: timedelta = timedelta(seconds=30),
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self._engine = writer_engine(engine)
+        self.owner = owner
+        self.lease = lease
+        self._clock = clock
+
+    def add(self, update_id: int, chat_key: str, payload: dict[str, Any]) -> bool:
+        """Store a received update; False if it was stored before (a repeated delivery)."""
+        try:
+            with self._engine.begin() as connection:
+                connection.execute(
+                    insert(_inbox).values(
+                        update_id=update_id,
+                        chat_key=chat_key,
+                        payload=payload,
+                        status="pending",
+                        received_at=self._clock(),
+                        attempts=0,
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    def claim_next(self, chat_key: str) -> ClaimedUpdate | None:
+        """Lease the chat's oldest pending update, or None when it has none or another
+        worker holds the lease on it."""
+        while True:
+            with self._engine.begin() as connection:
+                oldest = connection.execute(
+                    select(_inbox.c.update_id, _inbox.c.lease_until, _inbox.c.attempts)
+                    .where((_inbox.c.chat_key == chat_key) & (_inbox.c.status == "pending"))
+                    .order_by(_inbox.c.update_id)
+                    .limit(1)
+                ).first()
+                if oldest is None:
+                    return None
+                now = self._clock()
+                if oldest.lease_until is not None and oldest.lease_until > now:
+                    return None  # another worker is on this chat
+                if oldest.attempts >= MAX_ATTEMPTS:
+                    log.error(
+                        "update %s failed %d times; giving up", oldest.update_id, MAX_ATTEMPTS
+                    )
+                    connection.execute(_finish_statement(oldest.update_id, None, "failed", now))
+                    continue
+                # Conditional on the lease still being free: of two workers racing for the
+                # chat exactly one UPDATE matches (PostgreSQL re-checks the condition on the
+                # row version the other one committed).
+                free = _inbox.c.lease_until.is_(None) | (_inbox.c.lease_until <= now)
+                claimed = connection.execute(
+                    update(_inbox)
+                    .where(
+                        (_inbox.c.update_id == oldest.update_id)
+                        & (_inbox.c.status == "pending")
+                        & free
+                    )
+                    .values(
+                        lease_owner=self.owner,
+                        lease_until=now + self.lease,
+                        attempts=_inbox.c.attempts + 1,
+                    )
+                    .returning(_inbox.c.update_id, _inbox.c.payload, _inbox.c.attempts)
+                ).first()
+            if claimed is not None:
+                return ClaimedUpdate(
+                    claimed.update_id, chat_key, dict(claimed.payload or {}), claimed.attempts
+                )
+            # Lost the race, or the row changed under us (done meanwhile): look again.
+
+    def renew(self, update_id: int) -> bool:
+        """Extend this worker's lease on ``update_id``; False if it is no longer ours."""
+        with self._engine.begin() as connection:
+            result = connection.execute(
+                update(_inbox)
+                .where(
+                    (_inbox.c.update_id == update_id)
+                    & (_inbox.c.status == "pending")
+                    & (_inbox.c.lease_owner == self.owner)
+                )
+                .values(lease_until=self._clock() + self.lease)
+            )
+        return bool(result.rowcount)
+
+    def finish(self, update_id: int, *, failed: bool = False) -> None:
+        """Mark an update this worker processed done (or failed); a no-op if a committed
+        conversation turn marked it already."""
+        with self._engine.begin() as connection:
+            connection.execute(
+                _finish_statement(
+                    update_id, self.owner, "failed" if failed else "done", self._clock()
+                )
+            )
+
+    def stale_chats(self, *, grace: timedelta, limit: int = 200) -> Sequence[str]:
+        """Chats with pending work nobody is on: an expired lease (a dead worker), or no
+        lease for longer than ``grace`` (a receiver that died before starting it, or one
+        too busy to: any worker may take it)."""
+        now = self._clock()
+        stale = (_inbox.c.lease_until.is_(None) & (_inbox.c.received_at < now - grace)) | (
+            _inbox.c.lease_until < now
+        )
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                select(_inbox.c.chat_key)
+                .where((_inbox.c.status == "pending") & stale)
+                .group_by(_inbox.c.chat_key)
+                .order_by(func.min(_inbox.c.update_id))
+                .limit(limit)
+            )
+            return [row.chat_key for row in rows]
+
+    def pending_count(self) -> int:
+        with self._engine.connect() as connection:
+            count = connection.execute(
+                select(func.count()).select_from(_inbox).where(_inbox.c.status == "pending")
+            ).scalar_one()
+        return int(count)
+
+    def prune(self, older_than: timedelta) -> int:
+        """Forget finished updates older than ``older_than`` (kept to drop repeats)."""
+        cutoff = self._clock() - older_than
+        with self._engine.begin() as connection:
+            result = connection.execute(
+                delete(_inbox).where((_inbox.c.status != "pending") & (_inbox.c.done_at < cutoff))
+            )
+        return int(result.rowcount)
+
+    def claim_job(self, job: str, run_key: str) -> bool:
+        """True for exactly one caller per (job, run_key) across all workers."""
+        try:
+            with self._engine.begin() as connection:
+                connection.execute(
+                    insert(_jobs).values(
+                        job=job, run_key=run_key, claimed_by=self.owner, claimed_at=self._clock()
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
