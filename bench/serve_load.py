@@ -8,8 +8,9 @@ questions. Two phases:
 
 * saturate: every user sends its next message as soon as the previous one is answered; the
   achieved updates/s is the throughput, and the scaling ratio is against 1 worker;
-* paced: users think between messages so that the offered load is --paced-rate updates/s;
-  the p95 reply latency there is the latency at that load.
+* paced: the messages of all users arrive as a Poisson process of --paced-rate updates/s
+  (each user's next message no earlier than the bot's reply to the previous one); the p95
+  reply latency there is the latency at that load.
 
 Lost / doubled: every text message is one conversation turn and logs one exchange row, so
 the exchanges per chat must equal the messages sent; the inbox must have nothing pending.
@@ -91,6 +92,7 @@ class Phase:
     sent: dict[int, int] = field(default_factory=dict)
     unanswered: int = 0
     seconds: float = 0.0
+    start: float = field(default_factory=time.perf_counter)
 
     @property
     def messages(self) -> int:
@@ -145,19 +147,19 @@ class Load:
         phase.latencies.append(answered - started)
 
     async def user(
-        self, chat: int, script: tuple[tuple[str, int], ...], span: float, phase: Phase
+        self,
+        chat: int,
+        script: tuple[tuple[str, int], ...],
+        send_at: list[float] | None,
+        phase: Phase,
     ) -> None:
-        """Send ``script``; with ``span`` > 0 spread it over about ``span`` seconds (random
-        think times), so that every user is active for the whole phase and the offered rate
-        stays constant; with 0, type on as soon as the reply is there."""
-        rng = random.Random(chat)
-        think = span / len(script) if span else 0.0
-        if think:
-            await asyncio.sleep(rng.uniform(0, think))
-        for line, replies in script:
+        """Send ``script``: message k at ``send_at[k]`` (seconds from the phase start) or,
+        if the reply to message k-1 comes later, then; with no schedule, type on as soon
+        as the reply is there."""
+        for k, (line, replies) in enumerate(script):
+            if send_at is not None:
+                await asyncio.sleep(max(0.0, send_at[k] - (time.perf_counter() - phase.start)))
             await self.say(chat, line, replies, phase)
-            if think:
-                await asyncio.sleep(rng.expovariate(1 / think))
 
 
 Script = tuple[tuple[str, int], ...]  # (message, replies the bot sends to it)
@@ -190,13 +192,28 @@ def scripts(
     return out
 
 
+def poisson_schedule(
+    plan: dict[int, Script], rate: float, seed: int = 11
+) -> dict[int, list[float]]:
+    """Arrival times of every message of ``plan``: a Poisson process of ``rate`` per second
+    over all users, the messages of the process handed to the users in random order."""
+    rng = random.Random(seed)
+    owners = [chat for chat, script in plan.items() for _ in script]
+    rng.shuffle(owners)
+    schedule: dict[int, list[float]] = {chat: [] for chat in plan}
+    at = 0.0
+    for chat in owners:
+        at += rng.expovariate(rate)
+        schedule[chat].append(at)
+    return schedule
+
+
 async def run_phase(load: Load, plan: dict[int, Script], rate: float) -> Phase:
-    """All users at once: closed loop (``rate`` 0) or paced to about ``rate`` updates/s."""
+    """All users at once: closed loop (``rate`` 0) or Poisson arrivals of ``rate`` updates/s."""
+    schedule = poisson_schedule(plan, rate) if rate else {}
     phase = Phase()
-    span = sum(len(s) for s in plan.values()) / rate if rate else 0.0
-    started = time.perf_counter()
-    await asyncio.gather(*(load.user(c, s, span, phase) for c, s in plan.items()))
-    phase.seconds = time.perf_counter() - started
+    await asyncio.gather(*(load.user(c, s, schedule.get(c), phase) for c, s in plan.items()))
+    phase.seconds = time.perf_counter() - phase.start
     return phase
 
 
@@ -285,7 +302,9 @@ async def bench_workers(
         )
     result: dict[str, Any] = {"workers": workers}
     try:
-        connector = aiohttp.TCPConnector(limit=200, force_close=True)
+        # Kept-alive connections, as Telegram keeps them (up to the webhook's
+        # max_connections); the kernel spreads them over the workers when they are opened.
+        connector = aiohttp.TCPConnector(limit=200)
         async with aiohttp.ClientSession(connector=connector) as session:
             deadline = time.monotonic() + 120
             ready: set[int] = set()
@@ -293,7 +312,10 @@ async def bench_workers(
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise RuntimeError(log_path.read_text()[-3000:])
                 try:
-                    async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                    # A new connection each time, so that every worker gets asked.
+                    async with session.get(
+                        f"http://127.0.0.1:{port}/healthz", headers={"Connection": "close"}
+                    ) as response:
                         if response.status == 200:
                             ready.add((await response.json())["worker"]["pid"])
                 except aiohttp.ClientError:

@@ -41,6 +41,14 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("CADREBOT_DATABASE_URL", "DATABASE_URL"),
         description="SQLAlchemy URL; SQLite under the data dir when unset.",
     )
+    database_pool_size: int = Field(
+        default=20,
+        ge=1,
+        description="PostgreSQL connections a process keeps open (as many again may be opened "
+        "for bursts and closed after): at least telegram_concurrent_updates + 4, the threads "
+        "a serving worker runs database work in. Mind PostgreSQL's max_connections (100 by "
+        "default) against this times the number of `cadrebot serve` workers.",
+    )
     telegram_bot_token: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("CADREBOT_TELEGRAM_BOT_TOKEN", "TELEGRAM_BOT_TOKEN"),
@@ -85,7 +93,10 @@ class Settings(BaseSettings):
         description="Outgoing messages per second for the whole bot (0: no rate limiter).",
     )
     telegram_concurrent_updates: int = Field(
-        default=32, ge=1, description="Updates processed at once (one chat is always serial)."
+        default=16,
+        ge=1,
+        description="Updates a process works on at once (one chat is always serial). The work "
+        "is CPU-bound: more than a few per core only queues inside the process.",
     )
     flood_max_messages: int = Field(
         default=20, ge=1, description="Messages one user may send per flood window."

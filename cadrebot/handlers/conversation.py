@@ -100,6 +100,15 @@ class _Turn:
         self.replies.extend(r if isinstance(r, Reply) else Reply(r) for r in replies)
 
 
+@dataclass(frozen=True)
+class TurnResult:
+    """The replies to one inbound message and the id of the exchange that logged it."""
+
+    replies: list[Reply]
+    exchange_id: int | None  # None when even logging the (failed) turn failed
+    answered_question: bool  # the turn ran the Q&A answerer (its exchange takes 👍/👎)
+
+
 class ConversationService:
     def __init__(
         self,
@@ -160,26 +169,45 @@ class ConversationService:
         ``chat_id`` defaults to ``external_id`` (a private chat). Blocking: call it from a
         worker thread in async code.
         """
+        return self.handle_turn(channel, external_id, display_name, text, chat_id=chat_id).replies
+
+    def handle_turn(
+        self,
+        channel: str,
+        external_id: str,
+        display_name: str,
+        text: str,
+        *,
+        chat_id: str | None = None,
+    ) -> TurnResult:
+        """:meth:`handle`, also telling which exchange logged the turn."""
         started = time.perf_counter()
         now = self._clock()
         key = ConversationKey(channel, chat_id or external_id)
         text = storable_text(text)
         try:
             prepared = self._prepare_answer(key, text, now)
-            with self._uow_factory() as uow, uow.dialogs.locked(key):
-                user = uow.users.get_or_create(channel, external_id, display_name)
-                turn = self._dispatch(uow, user, key, text, now, prepared)
-                uow.exchanges.record(self._exchange(key, user.id, now, text, turn, started))
+            with self._uow_factory() as uow:
+                with uow.dialogs.locked(key):
+                    user = uow.users.get_or_create(channel, external_id, display_name)
+                    turn = self._dispatch(uow, user, key, text, now, prepared)
+                    exchange_id = uow.exchanges.record(
+                        self._exchange(key, user.id, now, text, turn, started)
+                    )
+                # Still under the lock (it lasts the transaction); committing after the
+                # block spares taking it again for a statement-less rest of the block.
                 uow.commit()
         except Exception as error:  # the user always gets an answer; the log gets the trace
             log.exception("conversation turn failed for %s", key)
             message = CONFLICT if isinstance(error, ConcurrentUpdateError) else APOLOGY
             failed = _Turn(replies=[Reply(message)], kind=ExchangeKind.ERROR)
-            self._record_failure(key, (channel, external_id), now, text, failed, started)
-            return failed.replies
+            failed_id = self._record_failure(
+                key, (channel, external_id), now, text, failed, started
+            )
+            return TurnResult(failed.replies, failed_id, answered_question=False)
         if turn.filed is not None and self.on_case_filed is not None:
             self.on_case_filed(turn.filed)
-        return turn.replies
+        return TurnResult(turn.replies, exchange_id, answered_question=turn.found is not None)
 
     # ------------------------------------------------------------------ Q&A outside the lock
 
@@ -486,17 +514,21 @@ class ConversationService:
         text: str,
         turn: _Turn,
         started: float,
-    ) -> None:
+    ) -> int | None:
         try:
             with self._uow_factory() as uow:
                 # Look the user up afresh: one created by the failed turn was rolled back
                 # with it, and its id would now violate the foreign key.
                 user = uow.users.find(*account)
                 user_id = user.id if user is not None else None
-                uow.exchanges.record(self._exchange(key, user_id, now, text, turn, started))
+                exchange_id = uow.exchanges.record(
+                    self._exchange(key, user_id, now, text, turn, started)
+                )
                 uow.commit()
         except Exception:  # logging the failure must not hide it from the user
             log.exception("could not record the failed exchange for %s", key)
+            return None
+        return exchange_id
 
 
 def replies_text(replies: Sequence[Reply]) -> str:

@@ -15,7 +15,7 @@ Every repository belongs to one :class:`UnitOfWork`, which is one database trans
             ...
             case = uow.cases.create(new_case)
             uow.dialogs.delete(key)
-            uow.commit()                  # COMMIT: the case is filed AND the dialog cleared
+        uow.commit()                      # COMMIT: the case is filed AND the dialog cleared
     # leaving the ``with`` without commit() rolls back (also on exceptions)
 
 So "file the case and clear the dialog state" is atomic: nothing half-entered becomes a case
@@ -146,12 +146,14 @@ class DialogStateRepository(Protocol):
         ...
 
     def locked(self, key: ConversationKey) -> AbstractContextManager[None]:
-        """Serialise all work on one conversation until the unit of work ends.
+        """Serialise all work on one conversation.
 
         Must work whether or not a dialog row exists yet (e.g. lock a per-conversation
         row in a lock table with ``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite
         serialises writers anyway, so ``BEGIN IMMEDIATE`` or a process-local lock will do).
-        The lock is held at least until the ``with`` block exits.
+        The lock is held until the ``with`` block exits (a commit inside the block does
+        not release it) and past that until the transaction open then ends, as a row lock
+        is: so ``commit()`` right after the block still commits under the lock.
         """
         ...
 
@@ -290,7 +292,9 @@ class Exchange:
 
 
 class ExchangeLog(Protocol):
-    def record(self, exchange: Exchange) -> None: ...
+    def record(self, exchange: Exchange) -> int:
+        """Log ``exchange``; its id (feedback buttons refer to it)."""
+        ...
 
 
 # --------------------------------------------------------------------------- unit of work

@@ -13,6 +13,7 @@ import logging
 import math
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,6 +98,44 @@ def scope_aliases(meta: DocumentMeta) -> set[str]:
     return {a for a in aliases if len(a) >= 2}
 
 
+@dataclass(frozen=True)
+class _CoveragePlan:
+    """What :meth:`HybridSearcher.coverage` needs of a question's terms, worked out once."""
+
+    alternatives: tuple[tuple[str, tuple[str, ...]], ...]  # term, its synonyms
+    compounds: tuple[tuple[str, tuple[str, ...]], ...]  # term, the shorter terms composing it
+    weights: dict[str, float]
+    total: float
+
+    @classmethod
+    def of(cls, terms: tuple[str, ...], weight: Callable[[str], float]) -> _CoveragePlan:
+        compounds = []
+        for t in terms:
+            parts = tuple(p for p in terms if p != t and p in t)
+            if parts and sum(len(p) for p in parts) >= len(t):
+                compounds.append((t, parts))
+        weights = {t: weight(t) for t in terms}
+        return cls(
+            tuple((t, tuple(SYNONYMS.get(t, ()))) for t in terms),
+            tuple(compounds),
+            weights,
+            sum(weights[t] for t in terms),
+        )
+
+    def coverage(self, text_tokens: set[str]) -> float:
+        if not self.total:
+            return 0.0
+        found = {
+            t
+            for t, synonyms in self.alternatives
+            if t in text_tokens or any(s in text_tokens for s in synonyms)
+        }
+        for t, parts in self.compounds:
+            if all(p in found for p in parts):
+                found.add(t)
+        return sum(self.weights[t] for t in found) / self.total
+
+
 class HybridSearcher:
     """Loads the current index version and answers ranked-passage queries."""
 
@@ -117,6 +156,7 @@ class HybridSearcher:
         self._idf: dict[str, float] = {}
         self._corpus_text = ""
         self._token_cache: dict[int, tuple[set[str], list[tuple[str, set[str]]]]] = {}
+        self._plans: dict[tuple[str, ...], _CoveragePlan] = {}  # term weights are the index's
         self._lock = threading.Lock()
 
     # -- loading ---------------------------------------------------------------------------
@@ -142,6 +182,7 @@ class HybridSearcher:
             self._index, self._aliases, self._idf = index, aliases, idf
             self._corpus_text = corpus_text
             self._token_cache = {}
+            self._plans = {}
 
     def reload_if_changed(self) -> bool:
         """Switch to a newer index version if one was published; returns True when it did."""
@@ -196,21 +237,17 @@ class HybridSearcher:
         shorter question terms that make it up (产业 + 奖补) all are: search-mode
         segmentation yields both, and the passage may word it apart ("奖补项目").
         """
-        if not terms:
-            return 0.0
+        return self._coverage_plan(tuple(terms)).coverage(text_tokens)
 
-        def present(term: str) -> bool:
-            return term in text_tokens or any(s in text_tokens for s in SYNONYMS.get(term, ()))
-
-        found = {t for t in terms if present(t)}
-        for t in terms:
-            parts = [p for p in terms if p != t and p in t]
-            composed = bool(parts) and sum(len(p) for p in parts) >= len(t)
-            if composed and all(p in found for p in parts):
-                found.add(t)
-        total = sum(self.term_weight(t) for t in terms)
-        hit = sum(self.term_weight(t) for t in found)
-        return hit / total if total else 0.0
+    def _coverage_plan(self, terms: tuple[str, ...]) -> _CoveragePlan:
+        # A search scores a few hundred sentences against the same terms: what depends on
+        # the terms only is worked out once per question.
+        plan = self._plans.get(terms)
+        if plan is None:
+            if len(self._plans) > 10_000:
+                self._plans.clear()
+            plan = self._plans[terms] = _CoveragePlan.of(terms, self.term_weight)
+        return plan
 
     def place_names(self, query: str) -> list[str]:
         return self._tokenizer.place_names(query)
@@ -252,17 +289,18 @@ class HybridSearcher:
     ) -> tuple[tuple[float, ...], float]:
         """(score of each sentence, whole-passage coverage) for candidate ``i``."""
         where, sentences = self._chunk_tokens(i)
+        plan = self._coverage_plan(tuple(terms))
         everything = set(where)
         scores: list[float] = []
         for sentence, tokens in sentences:
             everything |= tokens
             # Terms the sentence itself carries count fully; terms only its title or
             # headings carry count half: the answer is the sentence that says it.
-            score = (self.coverage(terms, tokens | where) + self.coverage(terms, tokens)) / 2
+            score = (plan.coverage(tokens | where) + plan.coverage(tokens)) / 2
             if shape.specific and shape.matches(sentence):
                 score *= 1 + self.params.shape_bonus
             scores.append(score)
-        return tuple(scores), self.coverage(terms, everything)
+        return tuple(scores), plan.coverage(everything)
 
     def search(self, query: str, top_k: int = 5) -> list[SearchHit]:
         index = self.index

@@ -43,6 +43,11 @@ INDEX_FORMAT = 1
 CURRENT_FILE = "CURRENT"
 
 
+def set_faiss_threads(count: int) -> None:
+    """How many OpenMP threads FAISS uses for one search (its default: one per core)."""
+    faiss.omp_set_num_threads(max(1, count))
+
+
 class IndexNotFoundError(RuntimeError):
     """No index has been built in this data dir yet."""
 

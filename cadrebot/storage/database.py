@@ -20,6 +20,7 @@ class CaseDatabase:
 
     def __init__(self, settings: Settings, *, tz: tzinfo = UTC) -> None:
         self._url = settings.resolved_database_url()
+        self._pool_size = settings.database_pool_size
         self._tz = tz
         self._engine: Engine | None = None
         self._factory: SqlUnitOfWorkFactory | None = None
@@ -28,7 +29,7 @@ class CaseDatabase:
         """Create the engine and (by default) bring the schema up to the newest revision."""
         if self._engine is not None:
             return
-        engine = make_engine(self._url)
+        engine = make_engine(self._url, pool_size=self._pool_size)
         try:
             if migrate:
                 upgrade(engine)

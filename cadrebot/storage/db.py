@@ -55,8 +55,12 @@ def normalize_database_url(url: str | URL) -> URL:
     return parsed
 
 
-def make_engine(url: str | URL) -> Engine:
+def make_engine(url: str | URL, *, pool_size: int = 5) -> Engine:
     """An engine for ``url`` with the connection settings this project relies on.
+
+    ``pool_size`` (server databases): connections kept open. Above it, up to as many again
+    are opened for a burst and closed after, and opening a PostgreSQL connection costs a
+    backend process, so a busy worker's pool should cover its usual concurrency.
 
     SQL parameters are never echoed or put into exception messages (``hide_parameters``):
     case fields contain identity-card numbers, which must not reach logs. Result rows, which
@@ -72,6 +76,8 @@ def make_engine(url: str | URL) -> Engine:
             echo=False,
             hide_parameters=True,
             pool_pre_ping=True,
+            pool_size=pool_size,
+            max_overflow=pool_size,
             json_serializer=_json_dumps,
         )
     event.listen(engine, "handle_error", _mask_database_error)

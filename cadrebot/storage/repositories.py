@@ -144,6 +144,7 @@ class SqlUnitOfWork:
         self._tz = tz
         self._connection: Connection | None = None
         self._held_locks: list[ConversationKey] = []
+        self._locked_in_transaction = False  # a conversation lock was taken in this one
         self.users = SqlUserRepository(self)
         self.dialogs = SqlDialogStateRepository(self)
         self.cases = SqlCaseRepository(self)
@@ -165,23 +166,26 @@ class SqlUnitOfWork:
     def commit(self) -> None:
         if self._connection is None:
             return
-        if self._held_locks:
+        if self._locked_in_transaction:
             # A conversation turn: the webhook update it answers (if any) is marked done in
             # this same transaction, so a worker dying after it commits never repeats it.
             mark_done_in(self._connection)
         self._connection.commit()
+        self._locked_in_transaction = False
         self._reacquire_locks()
 
     def rollback(self) -> None:
         if self._connection is None:
             return
         self._connection.rollback()
+        self._locked_in_transaction = False
         self._reacquire_locks()
 
     def close(self) -> None:
         """Roll back anything uncommitted and give the connection back to the pool."""
         connection, self._connection = self._connection, None
         self._held_locks.clear()
+        self._locked_in_transaction = False
         if connection is not None:
             try:
                 connection.rollback()
@@ -217,6 +221,7 @@ class SqlUnitOfWork:
 
     def _lock(self, key: ConversationKey) -> None:
         connection = self.connection()
+        self._locked_in_transaction = True
         if connection.dialect.name != "postgresql":
             # SQLite: the transaction starts with BEGIN IMMEDIATE, which takes the database
             # write lock; running any statement starts it.
@@ -643,8 +648,8 @@ class SqlExchangeLog:
     def __init__(self, uow: SqlUnitOfWork) -> None:
         self._uow = uow
 
-    def record(self, exchange: Exchange) -> None:
-        self._uow.connection().execute(
+    def record(self, exchange: Exchange) -> int:
+        result = self._uow.connection().execute(
             _exchanges.insert().values(
                 user_id=exchange.user_id,
                 channel=exchange.channel,
@@ -659,6 +664,10 @@ class SqlExchangeLog:
                 created_at=exchange.at,
             )
         )
+        # PostgreSQL hands the id back with the INSERT (RETURNING), SQLite as lastrowid.
+        inserted = result.inserted_primary_key
+        assert inserted is not None
+        return int(inserted[0])
 
     def latest(self, key: ConversationKey, kinds: frozenset[ExchangeKind]) -> LoggedExchange | None:
         statement = (

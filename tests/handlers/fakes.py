@@ -98,9 +98,14 @@ class InMemoryUsers:
 
 
 class InMemoryDialogs:
-    def __init__(self, data: StoreData, store: InMemoryStore) -> None:
+    def __init__(
+        self, data: StoreData, store: InMemoryStore, release_at_end: list[threading.Lock]
+    ) -> None:
         self._data = data
         self._store = store
+        # Locks whose block was left: held, like a database row lock, until the unit of
+        # work's transaction ends.
+        self._release_at_end = release_at_end
 
     def load(self, key: ConversationKey) -> DialogState | None:
         return self._data.dialogs.get(key)
@@ -131,7 +136,7 @@ class InMemoryDialogs:
         try:
             yield
         finally:
-            lock.release()
+            self._release_at_end.append(lock)
 
 
 class InMemoryCases:
@@ -234,8 +239,9 @@ class InMemoryExchanges:
     def __init__(self, data: StoreData) -> None:
         self._data = data
 
-    def record(self, exchange: Exchange) -> None:
+    def record(self, exchange: Exchange) -> int:
         self._data.exchanges.append(exchange)
+        return len(self._data.exchanges)
 
 
 class InMemoryUnitOfWork:
@@ -243,12 +249,13 @@ class InMemoryUnitOfWork:
 
     def __init__(self, store: InMemoryStore) -> None:
         self._store = store
+        self._release_at_end: list[threading.Lock] = []
         self._begin()
 
     def _begin(self) -> None:
         self._work = copy.deepcopy(self._store.data)
         self.users = InMemoryUsers(self._work)
-        self.dialogs = InMemoryDialogs(self._work, self._store)
+        self.dialogs = InMemoryDialogs(self._work, self._store, self._release_at_end)
         self.cases = InMemoryCases(self._work)
         self.exchanges = InMemoryExchanges(self._work)
 
@@ -269,9 +276,15 @@ class InMemoryUnitOfWork:
             self._store.fail_next_commit = False
             raise RuntimeError("simulated database failure")
         self._store.data = copy.deepcopy(self._work)
+        self._end_transaction()
 
     def rollback(self) -> None:
+        self._end_transaction()
         self._begin()
+
+    def _end_transaction(self) -> None:
+        while self._release_at_end:
+            self._release_at_end.pop().release()
 
 
 @dataclass(frozen=True)

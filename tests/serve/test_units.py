@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from cadrebot.bot.telegram.app import ConfigurationError
-from cadrebot.bot.telegram.serve import ServeConfig, chat_key_of
+from cadrebot.bot.telegram.serve import (
+    COMPUTE_THREAD_VARIABLES,
+    ServeConfig,
+    chat_key_of,
+    limit_compute_threads,
+)
 from cadrebot.settings import Settings
 from cadrebot.storage import make_engine, upgrade
 from cadrebot.storage.build_lock import IndexBuildLock
@@ -23,6 +29,18 @@ def test_chat_key_of_messages_and_button_presses() -> None:
     }
     gone = {"update_id": 3, "callback_query": {"from": {"id": 42}}}  # message unavailable
     assert chat_key_of(message) == chat_key_of(pressed) == chat_key_of(gone) == "42"
+
+
+def test_workers_use_one_math_thread_unless_the_operator_says_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in COMPUTE_THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    limit_compute_threads()
+    assert os.environ["OMP_NUM_THREADS"] == "1"
+    assert os.environ["MKL_NUM_THREADS"] == "1"
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "3"
 
 
 def test_serve_refuses_several_workers_on_sqlite(tmp_path: Path) -> None:

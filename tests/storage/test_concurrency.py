@@ -192,6 +192,30 @@ def test_lock_is_held_until_the_locked_block_exits_even_across_commits(
 
 
 @pytest.mark.postgres
+def test_lock_outlives_its_block_until_the_transaction_ends(
+    pg_factory: SqlUnitOfWorkFactory,
+) -> None:
+    """The conversation service commits right after the locked block: still serialised."""
+    with pg_factory() as uow:
+        with uow.dialogs.locked(KEY):
+            _increment(uow, KEY)
+        with (
+            pg_factory() as intruder,
+            pytest.raises(OperationalError, match="lock timeout"),
+            _with_lock_timeout(intruder, "200ms").dialogs.locked(KEY),
+        ):
+            pass
+        uow.commit()
+        with pg_factory() as other, _with_lock_timeout(other, "2s").dialogs.locked(KEY):
+            _increment(other, KEY)
+            other.commit()
+    with pg_factory() as uow:
+        state = uow.dialogs.load(KEY)
+    assert state is not None
+    assert state.answers["count"] == 2
+
+
+@pytest.mark.postgres
 def test_without_the_lock_concurrent_saves_are_caught_not_lost(
     pg_factory: SqlUnitOfWorkFactory,
 ) -> None:

@@ -14,6 +14,7 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
 from cadrebot.bot.telegram.handlers import TelegramBot
 from cadrebot.bot.telegram.services import TelegramServices, build_services
+from cadrebot.bot.telegram.transport import AiohttpRequest
 from cadrebot.bot.wiring import Knowledge
 from cadrebot.settings import Settings
 
@@ -87,6 +88,8 @@ def build_application(services: TelegramServices) -> AnyApplication:
         .token(token)
         .concurrent_updates(settings.telegram_concurrent_updates)
         .post_init(bot.post_init)
+        .request(AiohttpRequest(connection_pool_size=settings.telegram_concurrent_updates * 2))
+        .get_updates_request(AiohttpRequest(connection_pool_size=1))
     )
     if settings.telegram_api_url:
         base_url, base_file_url = api_urls(settings.telegram_api_url)

@@ -316,17 +316,13 @@ class TelegramBot:
         user = self._identify(external_id, name)
         answers = self._s.answers
         answers.forget()
-        replies = self._s.conversation.handle(
+        result = self._s.conversation.handle_turn(
             CHANNEL, external_id, name, text, chat_id=str(chat_id)
         )
         answer = answers.take()
-        if answer is None:
-            return _Turn(user, replies)
-        # The chat lock is held, so the newest question exchange of this chat is this turn's.
-        key = ConversationKey(CHANNEL, str(chat_id))
-        with self._s.office() as uow:
-            logged = uow.exchanges.latest(key, QUESTION_KINDS)
-        return _Turn(user, replies, answer.text, logged.id if logged else None)
+        if answer is None or not result.answered_question:
+            return _Turn(user, result.replies)
+        return _Turn(user, result.replies, answer.text, result.exchange_id)
 
     async def _converse(self, update: Update, context: Context, text: str) -> _Turn:
         tg_user = update.effective_user
