@@ -89,6 +89,7 @@ class ReplyClock(FakeTelegram):
 @dataclass
 class Phase:
     latencies: list[float] = field(default_factory=list)
+    question_latencies: list[float] = field(default_factory=list)
     sent: dict[int, int] = field(default_factory=dict)
     unanswered: int = 0
     seconds: float = 0.0
@@ -145,6 +146,8 @@ class Load:
             phase.unanswered += 1
             return
         phase.latencies.append(answered - started)
+        if line in QUESTIONS:
+            phase.question_latencies.append(answered - started)
 
     async def user(
         self,
@@ -283,6 +286,7 @@ async def bench_workers(
             "CADREBOT_FLOOD_MAX_MESSAGES": "1000",
         }
     )
+    env.update(dict(item.split("=", 1) for item in args.set))
     log_path = Path(tempfile.gettempdir()) / f"serve-load-{workers}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(  # noqa: ASYNC220 (started once, before the load)
@@ -324,10 +328,8 @@ async def bench_workers(
             load = Load(fake, f"http://127.0.0.1:{port}/telegram", session)
             # Warm-up: the first queries and connections of every worker.
             await run_phase(load, scripts(20, 0.3, 1, form_counts), 0)
-            for name, rate, first in (
-                ("saturate", 0.0, 100_000),
-                ("paced", args.paced_rate, 200_000),
-            ):
+            phases = (("saturate", 0.0, 100_000), ("paced", args.paced_rate, 200_000))
+            for name, rate, first in (p for p in phases if p[0] in args.phases):
                 plan = scripts(args.users, args.form_share, first, form_counts)
                 phase = await run_phase(load, plan, rate)
                 lost, doubled, pending = check(url, phase)
@@ -337,6 +339,8 @@ async def bench_workers(
                     "updates_per_s": round(phase.messages / phase.seconds, 1),
                     "p50_ms": round(p(phase.latencies, 0.50)),
                     "p95_ms": round(p(phase.latencies, 0.95)),
+                    "question_p50_ms": round(p(phase.question_latencies, 0.50)),
+                    "question_p95_ms": round(p(phase.question_latencies, 0.95)),
                     "unanswered": phase.unanswered,
                     "lost": lost,
                     "doubled": doubled,
@@ -356,6 +360,21 @@ async def bench_workers(
     return result
 
 
+def summary(results: list[dict[str, Any]]) -> None:
+    one = results[0]["saturate"]["updates_per_s"] if results else 0
+    print(
+        "workers | updates/s (saturated) | scaling | p95 ms paced | p95 ms saturated | lost/doubled"
+    )
+    for r in results:
+        s, q = r["saturate"], r["paced"]
+        lost = s["lost"] + q["lost"] + s["unanswered"] + q["unanswered"]
+        doubled = s["doubled"] + q["doubled"]
+        print(
+            f"{r['workers']:>7} | {s['updates_per_s']:>21} | {s['updates_per_s'] / one:>7.2f} | "
+            f"{q['p95_ms']:>12} | {s['p95_ms']:>16} | {lost}/{doubled}"
+        )
+
+
 async def main_async(args: argparse.Namespace) -> int:
     from cadrebot.bot.wiring import build_index_with_progress, build_knowledge
 
@@ -373,18 +392,8 @@ async def main_async(args: argparse.Namespace) -> int:
     results = []
     for workers in args.workers:
         results.append(await bench_workers(args, workers, data_dir, form_counts))
-    one = results[0]["saturate"]["updates_per_s"] if results else 0
-    print(
-        "workers | updates/s (saturated) | scaling | p95 ms paced | p95 ms saturated | lost/doubled"
-    )
-    for r in results:
-        s, q = r["saturate"], r["paced"]
-        lost = s["lost"] + q["lost"] + s["unanswered"] + q["unanswered"]
-        doubled = s["doubled"] + q["doubled"]
-        print(
-            f"{r['workers']:>7} | {s['updates_per_s']:>21} | {s['updates_per_s'] / one:>7.2f} | "
-            f"{q['p95_ms']:>12} | {s['p95_ms']:>16} | {lost}/{doubled}"
-        )
+    if set(args.phases) == {"saturate", "paced"}:
+        summary(results)
     if args.json:
         args.json.write_text(json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8")
     return 0
@@ -401,6 +410,16 @@ def main() -> int:
         "--data-dir", type=Path, default=REPO / "var" / "bench-serve-load", help="index (reused)"
     )
     parser.add_argument("--database-url", default=os.environ.get("TEST_DATABASE_URL"))
+    parser.add_argument(
+        "--phases", nargs="+", default=["saturate", "paced"], choices=["saturate", "paced"]
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="CADREBOT_X=VALUE",
+        help="a setting for the workers (repeatable), e.g. CADREBOT_TELEGRAM_CONCURRENT_UPDATES=8",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     if not args.database_url:

