@@ -7,9 +7,12 @@ failed build.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -206,3 +209,45 @@ def test_a_failed_build_keeps_the_old_version(
 
 async def _add_file(cluster: Cluster, name: str, data: bytes) -> str:
     return cluster.fake.server.add_file(name, data)
+
+
+def _worker_pids(cluster: Cluster, port_owner: Worker, want: int, within: float = 90.0) -> set[int]:
+    """The pids answering on ``port_owner``'s port (new connections spread over them)."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline and len(seen) < want:
+        try:
+            response = cluster.http.get(
+                f"{port_owner.url}/healthz", headers={"Connection": "close"}, timeout=2
+            )
+            if response.status_code == 200:
+                seen.add(int(response.json()["worker"]["pid"]))
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    return seen
+
+
+def test_the_supervisor_restarts_a_dead_worker(cluster: Cluster, workers: list[Worker]) -> None:
+    supervisor = cluster.start_worker(workers=2)
+    try:
+        cluster.wait_ready(supervisor)
+        first = _worker_pids(cluster, supervisor, want=2)
+        assert len(first) == 2 and supervisor.process.pid not in first
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        # The survivor and a new worker answer on the same port; the supervisor lives on.
+        deadline = time.monotonic() + 90
+        now: set[int] = set()
+        while time.monotonic() < deadline and not (now - first):
+            now = _worker_pids(cluster, supervisor, want=2, within=5)
+        assert now - first, "no new worker took the dead one's place"
+        assert victim not in now
+        assert supervisor.alive()
+        chat = 30_001
+        cluster.say(chat, "/mycases", to=supervisor)
+        cluster.wait_for(lambda: cluster.fake.texts(chat))
+    finally:
+        supervisor.process.terminate()
+        supervisor.process.wait(timeout=60)
+        cluster.workers.remove(supervisor)
