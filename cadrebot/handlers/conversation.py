@@ -95,6 +95,7 @@ class _Turn:
     chunk_ids: tuple[str, ...] = ()
     kb_version: str | None = None
     filed: str | None = None  # the case type, when this turn filed a case
+    answer_text: str | None = None  # the policy answer this turn gave, when it asked one
 
     def say(self, *replies: Reply | str) -> None:
         self.replies.extend(r if isinstance(r, Reply) else Reply(r) for r in replies)
@@ -106,7 +107,7 @@ class TurnResult:
 
     replies: list[Reply]
     exchange_id: int | None  # None when even logging the (failed) turn failed
-    answered_question: bool  # the turn ran the Q&A answerer (its exchange takes 👍/👎)
+    answer_text: str | None  # the policy answer among the replies (it takes 👍/👎), if any
 
 
 class ConversationService:
@@ -204,10 +205,10 @@ class ConversationService:
             failed_id = self._record_failure(
                 key, (channel, external_id), now, text, failed, started
             )
-            return TurnResult(failed.replies, failed_id, answered_question=False)
+            return TurnResult(failed.replies, failed_id, answer_text=None)
         if turn.filed is not None and self.on_case_filed is not None:
             self.on_case_filed(turn.filed)
-        return TurnResult(turn.replies, exchange_id, answered_question=turn.found is not None)
+        return TurnResult(turn.replies, exchange_id, turn.answer_text)
 
     # ------------------------------------------------------------------ Q&A outside the lock
 
@@ -338,6 +339,7 @@ class ConversationService:
         turn.chunk_ids = tuple(answer.chunk_ids)
         version = getattr(answer, "kb_version", None)
         turn.kb_version = version if isinstance(version, str) and version else None
+        turn.answer_text = answer.text
         turn.say(answer.text)
 
     # ------------------------------------------------------------------ commands

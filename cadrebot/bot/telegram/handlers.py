@@ -314,15 +314,12 @@ class TelegramBot:
 
     def _converse_blocking(self, external_id: str, name: str, chat_id: int, text: str) -> _Turn:
         user = self._identify(external_id, name)
-        answers = self._s.answers
-        answers.forget()
         result = self._s.conversation.handle_turn(
             CHANNEL, external_id, name, text, chat_id=str(chat_id)
         )
-        answer = answers.take()
-        if answer is None or not result.answered_question:
+        if result.answer_text is None:
             return _Turn(user, result.replies)
-        return _Turn(user, result.replies, answer.text, result.exchange_id)
+        return _Turn(user, result.replies, result.answer_text, result.exchange_id)
 
     async def _converse(self, update: Update, context: Context, text: str) -> _Turn:
         tg_user = update.effective_user

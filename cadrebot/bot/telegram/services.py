@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,19 +24,12 @@ from cadrebot.storage.repositories import SqlUnitOfWork
 CHANNEL = "telegram"
 
 
-class CapturingAnswerer:
-    """The composer, remembering per worker thread the last answer it gave.
-
-    A conversation turn runs in one worker thread from start to end, so after
-    ``ConversationService.handle`` returns, :meth:`take` in that thread yields the answer
-    of that turn (if it asked one): the channel needs it to put 👍/👎 and 更多出处 under the
-    right reply. Thread-local, so concurrent chats never see each other's answers.
-    """
+class ObservedAnswerer:
+    """The composer, reporting how long every answer took (a webhook worker's metrics)."""
 
     def __init__(self, composer: AnswerComposer) -> None:
         self._composer = composer
-        self._local = threading.local()
-        # Called with (seconds, answer) after every answer (a webhook worker's metrics).
+        # Called with (seconds, answer) after every answer.
         self.observer: Callable[[float, PolicyAnswer], None] | None = None
 
     def answer(self, question: str) -> PolicyAnswer:
@@ -45,23 +37,14 @@ class CapturingAnswerer:
         result = self._composer.answer(question)
         if self.observer is not None:
             self.observer(time.perf_counter() - started, result)
-        self._local.last = result
         return result
-
-    def forget(self) -> None:
-        self._local.last = None
-
-    def take(self) -> PolicyAnswer | None:
-        last: PolicyAnswer | None = getattr(self._local, "last", None)
-        self._local.last = None
-        return last
 
 
 @dataclass
 class TelegramServices:
     settings: Settings
     stack: ConversationStack
-    answers: CapturingAnswerer
+    answers: ObservedAnswerer
     roles: RoleBook
     invites: InviteService
     admin: KnowledgeAdmin
@@ -120,7 +103,7 @@ def build_services(
         from cadrebot.bot.wiring import build_knowledge
 
         knowledge = build_knowledge(settings)
-    answers = CapturingAnswerer(knowledge.composer)
+    answers = ObservedAnswerer(knowledge.composer)
     stack = build_conversation_stack(settings, knowledge=knowledge, answerer=answers, clock=now)
     office = stack.database.unit_of_work
     roles = RoleBook(
