@@ -156,7 +156,6 @@ class HybridSearcher:
         self._idf: dict[str, float] = {}
         self._corpus_text = ""
         self._token_cache: dict[int, tuple[set[str], list[tuple[str, set[str]]]]] = {}
-        self._plans: dict[tuple[str, ...], _CoveragePlan] = {}  # term weights are the index's
         self._lock = threading.Lock()
 
     # -- loading ---------------------------------------------------------------------------
@@ -182,7 +181,6 @@ class HybridSearcher:
             self._index, self._aliases, self._idf = index, aliases, idf
             self._corpus_text = corpus_text
             self._token_cache = {}
-            self._plans = {}
 
     def reload_if_changed(self) -> bool:
         """Switch to a newer index version if one was published; returns True when it did."""
@@ -237,17 +235,12 @@ class HybridSearcher:
         shorter question terms that make it up (产业 + 奖补) all are: search-mode
         segmentation yields both, and the passage may word it apart ("奖补项目").
         """
-        return self._coverage_plan(tuple(terms)).coverage(text_tokens)
+        return self._coverage_plan(terms).coverage(text_tokens)
 
-    def _coverage_plan(self, terms: tuple[str, ...]) -> _CoveragePlan:
+    def _coverage_plan(self, terms: list[str]) -> _CoveragePlan:
         # A search scores a few hundred sentences against the same terms: what depends on
-        # the terms only is worked out once per question.
-        plan = self._plans.get(terms)
-        if plan is None:
-            if len(self._plans) > 10_000:
-                self._plans.clear()
-            plan = self._plans[terms] = _CoveragePlan.of(terms, self.term_weight)
-        return plan
+        # the terms only is worked out once per question (see :meth:`search`).
+        return _CoveragePlan.of(tuple(terms), self.term_weight)
 
     def place_names(self, query: str) -> list[str]:
         return self._tokenizer.place_names(query)
@@ -285,11 +278,10 @@ class HybridSearcher:
         return parsed
 
     def _sentence_scores(
-        self, i: int, terms: list[str], shape: QuestionShape
+        self, i: int, plan: _CoveragePlan, shape: QuestionShape
     ) -> tuple[tuple[float, ...], float]:
         """(score of each sentence, whole-passage coverage) for candidate ``i``."""
         where, sentences = self._chunk_tokens(i)
-        plan = self._coverage_plan(tuple(terms))
         everything = set(where)
         scores: list[float] = []
         for sentence, tokens in sentences:
@@ -352,8 +344,9 @@ class HybridSearcher:
         final: dict[int, float] = {}
         coverage_of: dict[int, float] = {}
         sentence_scores: dict[int, tuple[float, ...]] = {}
+        plan = self._coverage_plan(terms)
         for i in pool_ids:
-            sentence_scores[i], coverage_of[i] = self._sentence_scores(i, terms, shape)
+            sentence_scores[i], coverage_of[i] = self._sentence_scores(i, plan, shape)
             best_sentence = max(sentence_scores[i], default=0.0)
             final[i] = fused[i] / top + p.sentence_weight * best_sentence
         ranked = sorted(pool_ids, key=lambda i: final[i], reverse=True)[:top_k]
