@@ -34,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,21 +44,14 @@ from sqlalchemy import create_engine, text
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.telegram_load import QUESTIONS  # noqa: E402  (the same mix as the one-process load)
 from cadrebot.settings import Settings  # noqa: E402
 from cadrebot.storage import upgrade  # noqa: E402
-from cadrebot.storage.db import normalize_database_url  # noqa: E402
+from tests.conftest import private_schema  # noqa: E402
 from tests.telegram.fake_telegram import FakeTelegram  # noqa: E402
 from tests.telegram.test_forms import RISK_TYPED  # noqa: E402
 
 SECRET = "bench-secret"
-QUESTIONS = (
-    "监测对象识别认定一般不超过多少天？",
-    "防返贫监测的收入预警线是多少？",
-    "脱贫劳动力外出务工有什么补贴？",
-    "信丰县产业奖补怎么申请？",
-    "雨露计划补助标准是多少？",
-    "北京市的公积金贷款利率是多少？",
-)
 FORM = ("/report", *RISK_TYPED, "确认提交")
 
 
@@ -260,15 +252,19 @@ def p(values: list[float], q: float) -> float:
 async def bench_workers(
     args: argparse.Namespace, workers: int, data_dir: Path, form_counts: tuple[int, ...]
 ) -> dict[str, Any]:
-    base = normalize_database_url(args.database_url)
-    schema = f"cadrebot_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base)
-    with admin.begin() as connection:
-        connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    url = base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-        hide_password=False
-    )
-    upgrade(url)
+    """One worker count on a fresh PostgreSQL schema."""
+    with private_schema(args.database_url, "cadrebot_bench") as url:
+        upgrade(url)
+        return await _bench_workers_on(url, args, workers, data_dir, form_counts)
+
+
+async def _bench_workers_on(
+    url: str,
+    args: argparse.Namespace,
+    workers: int,
+    data_dir: Path,
+    form_counts: tuple[int, ...],
+) -> dict[str, Any]:
     fake = ReplyClock()
     await fake.start()
     port = free_port()
@@ -354,9 +350,6 @@ async def bench_workers(
         except subprocess.TimeoutExpired:
             process.kill()
         await fake.stop()
-        with admin.begin() as connection:
-            connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        admin.dispose()
     return result
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,13 +34,11 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'cadrebot-test.sqlite3'}"
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    base = os.environ.get("TEST_DATABASE_URL")
-    if not base:
-        pytest.skip(POSTGRES_SKIP_REASON)
+@contextmanager
+def private_schema(base: str, prefix: str) -> Iterator[str]:
+    """A URL into a new schema of the database at ``base``, dropped at the end."""
     base_url = normalize_database_url(base)
-    schema = f"cadrebot_test_{uuid.uuid4().hex[:16]}"
+    schema = f"{prefix}_{uuid.uuid4().hex[:16]}"
     admin = create_engine(base_url)
     try:
         with admin.begin() as connection:
@@ -50,6 +49,15 @@ def pg_url() -> Iterator[str]:
         with admin.begin() as connection:
             connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         admin.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base:
+        pytest.skip(POSTGRES_SKIP_REASON)
+    with private_schema(base, "cadrebot_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine
 
 from cadrebot.storage import upgrade
-from cadrebot.storage.db import normalize_database_url
-from tests.conftest import POSTGRES_SKIP_REASON
+from tests.conftest import POSTGRES_SKIP_REASON, private_schema
 from tests.telegram.conftest import KNOWLEDGE, knowledge_for, make_settings
 from tests.telegram.conftest import Parts as Parts
 
@@ -26,20 +23,9 @@ def pg_schema_url() -> Iterator[str]:
     base = os.environ.get("TEST_DATABASE_URL")
     if not base:
         pytest.skip(POSTGRES_SKIP_REASON)
-    base_url = normalize_database_url(base)
-    schema = f"cadrebot_serve_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base_url)
-    try:
-        with admin.begin() as connection:
-            connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-        url = base_url.update_query_dict({"options": f"-csearch_path={schema}"})
-        rendered = url.render_as_string(hide_password=False)
-        upgrade(rendered)
-        yield rendered
-    finally:
-        with admin.begin() as connection:
-            connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        admin.dispose()
+    with private_schema(base, "cadrebot_serve") as url:
+        upgrade(url)
+        yield url
 
 
 @pytest.fixture(scope="module")
