@@ -92,6 +92,36 @@ class Phase:
         return sum(self.sent.values())
 
 
+def _cpu_seconds_of(pid: str) -> tuple[int, str, float] | None:
+    """(parent pid, command name, user + system CPU seconds) of a live process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    name = stat[stat.index("(") + 1 : stat.rindex(")")]
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[1]), name, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(supervisor: int) -> dict[str, float]:
+    """CPU seconds used so far by the serve workers (children of ``supervisor``) and by the
+    PostgreSQL server processes on this machine (Linux /proc). Busy CPU per update is a
+    steadier figure than latency on a shared machine whose speed varies between runs."""
+    workers = database = 0.0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        seen = _cpu_seconds_of(pid)
+        if seen is None:
+            continue
+        parent, name, used = seen
+        if parent == supervisor or int(pid) == supervisor:
+            workers += used
+        elif name == "postgres":
+            database += used
+    return {"workers": workers, "database": database}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -327,7 +357,9 @@ async def _bench_workers_on(
             phases = (("saturate", 0.0, 100_000), ("paced", args.paced_rate, 200_000))
             for name, rate, first in (p for p in phases if p[0] in args.phases):
                 plan = scripts(args.users, args.form_share, first, form_counts)
+                cpu_before = cpu_seconds(process.pid)
                 phase = await run_phase(load, plan, rate)
+                cpu_after = cpu_seconds(process.pid)
                 lost, doubled, pending = check(url, phase)
                 result[name] = {
                     "messages": phase.messages,
@@ -341,6 +373,13 @@ async def _bench_workers_on(
                     "lost": lost,
                     "doubled": doubled,
                     "pending": pending,
+                    "worker_cpu_ms_per_update": round(
+                        (cpu_after["workers"] - cpu_before["workers"]) * 1000 / phase.messages, 1
+                    ),
+                    "database_cpu_ms_per_update": round(
+                        (cpu_after["database"] - cpu_before["database"]) * 1000 / phase.messages,
+                        1,
+                    ),
                 }
                 print(f"workers={workers} {name}: {json.dumps(result[name])}", flush=True)
     finally:

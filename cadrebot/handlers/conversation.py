@@ -224,9 +224,9 @@ class ConversationService:
         word = normalize(text)
         if not word or len(word) > MAX_MESSAGE_CHARS or _COMMAND.fullmatch(word):
             return None
-        with self._uow_factory() as uow:
+        with self._uow_factory(read_only=True) as uow:
             state = uow.dialogs.load(key)
-        # The read transaction has ended (rolled back, connection returned) before this point.
+        # The connection is back in the pool before this point.
         question = self._question_in(state, text, word, now)
         if question is None:
             return None

@@ -336,7 +336,11 @@ class UnitOfWork(Protocol):
 
 
 class UnitOfWorkFactory(Protocol):
-    def __call__(self) -> UnitOfWork: ...
+    def __call__(self, *, read_only: bool = False) -> UnitOfWork:
+        """A new unit of work. ``read_only``: for reads alone, with no transaction around
+        them (each read sees what is committed when it runs; no locks, no commit): cheaper
+        on a server database, and on SQLite it does not wait for the write lock."""
+        ...
 
 
 # --------------------------------------------------------------------------- Q&A

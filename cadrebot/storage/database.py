@@ -45,11 +45,11 @@ class CaseDatabase:
             raise RuntimeError("CaseDatabase.open() has not been called")
         return self._engine
 
-    def unit_of_work(self) -> SqlUnitOfWork:
+    def unit_of_work(self, *, read_only: bool = False) -> SqlUnitOfWork:
         """A new unit of work (this method is a ``ports.UnitOfWorkFactory``)."""
         if self._factory is None:
             raise RuntimeError("CaseDatabase.open() has not been called")
-        return self._factory()
+        return self._factory(read_only=read_only)
 
     def close(self) -> None:
         engine, self._engine, self._factory = self._engine, None, None

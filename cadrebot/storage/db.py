@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
@@ -21,7 +22,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, ExceptionContext, make_url
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from cadrebot.settings import Settings
 from cadrebot.storage.log_masking import mask_exception_args, mask_records_of
@@ -32,6 +35,17 @@ MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "migrations"
 
 SQLITE_BUSY_TIMEOUT_S: Final = 30.0
 """How long a SQLite writer waits for the write lock before failing with "database is locked"."""
+
+PING_AFTER_IDLE_S: Final = 1.0
+"""A pooled server connection left unused this long is pinged before it is handed out.
+
+A database restart (or a firewall dropping idle connections) kills connections while they
+sit in the pool; the ping finds a dead one and the pool replaces it, so no user's turn fails
+on it. A restart keeps the server away for longer than this, so every connection that was
+pooled across it has been idle at least that long and is pinged. Pinging on *every* checkout
+(``pool_pre_ping``) would cost a round trip per transaction: three or four per webhook
+update, a fifth of the database work of a busy worker, for connections used milliseconds ago.
+"""
 
 SQLITE_BEGIN_OPTION: Final = "cadrebot_sqlite_begin"
 """Execution option naming the ``BEGIN`` flavour SQLite transactions start with.
@@ -75,13 +89,42 @@ def make_engine(url: str | URL, *, pool_size: int = 5) -> Engine:
             parsed,
             echo=False,
             hide_parameters=True,
-            pool_pre_ping=True,
             pool_size=pool_size,
             max_overflow=pool_size,
+            # The most recently returned connection first: under load the same few stay
+            # busy (and skip the ping below); the rest idle.
+            pool_use_lifo=True,
             json_serializer=_json_dumps,
         )
+        _ping_connections_left_idle(engine)
     event.listen(engine, "handle_error", _mask_database_error)
     return engine
+
+
+_IDLE_SINCE: Final = "cadrebot_idle_since"
+
+
+def _ping_connections_left_idle(engine: Engine) -> None:
+    """Ping a connection on checkout if it sat in the pool over :data:`PING_AFTER_IDLE_S`."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_connection: DBAPIConnection | None, record: ConnectionPoolEntry) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(
+        dbapi_connection: DBAPIConnection,
+        record: ConnectionPoolEntry,
+        proxy: PoolProxiedConnection,
+    ) -> None:
+        idle_since = record.info.get(_IDLE_SINCE)  # None: a new connection
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            # The pool discards this connection and checks out another (a few tries).
+            raise DisconnectionError("pooled connection is dead") from error
 
 
 def _mask_database_error(context: ExceptionContext) -> None:
@@ -147,6 +190,19 @@ def writer_engine(engine: Engine) -> Engine:
     if engine.get_execution_options().get(SQLITE_BEGIN_OPTION) == "IMMEDIATE":
         return engine
     return engine.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+
+
+def reader_engine(engine: Engine) -> Engine:
+    """The same engine (same pool) for reads outside a transaction: PostgreSQL in autocommit,
+    SQLite with transactions starting ``BEGIN DEFERRED`` (no write lock). Idempotent."""
+    options = engine.get_execution_options()
+    if engine.dialect.name == "postgresql":
+        if options.get("isolation_level") == "AUTOCOMMIT":
+            return engine
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
+    if options.get(SQLITE_BEGIN_OPTION, "DEFERRED") == "DEFERRED":
+        return engine
+    return engine.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})
 
 
 # --------------------------------------------------------------------------- migrations

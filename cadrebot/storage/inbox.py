@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cadrebot.storage.db import writer_engine
@@ -63,7 +63,9 @@ def mark_done_in(connection: Connection) -> None:
     current = CURRENT_UPDATE.get()
     if current is None or current.done:
         return
-    connection.execute(_finish_statement(current.update_id, current.owner, "done", _now()))
+    connection.execute(
+        _FINISH, _finish_parameters(current.update_id, current.owner, "done", _now())
+    )
     current.done = True
 
 
@@ -71,15 +73,60 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _finish_statement(update_id: int, owner: str | None, status: str, at: datetime) -> Any:
-    condition = (_inbox.c.update_id == update_id) & (_inbox.c.status == "pending")
-    if owner is not None:
-        condition &= _inbox.c.lease_owner == owner
-    return (
-        update(_inbox)
-        .where(condition)
-        .values(status=status, payload=None, done_at=at, lease_owner=None, lease_until=None)
+# The statements of every update's path are built once: building one and computing its cache
+# key cost more Python time than executing it (measured under load). Bound parameters are
+# named unlike the columns, whose names SQLAlchemy reserves for the SET clause.
+def _bound(name: str, column: str) -> Any:
+    return bindparam(name, type_=_inbox.c[column].type)
+
+
+_ADD = insert(_inbox)
+
+_OLDEST_PENDING = (
+    select(_inbox.c.update_id)
+    .where((_inbox.c.chat_key == _bound("chat", "chat_key")) & (_inbox.c.status == "pending"))
+    .order_by(_inbox.c.update_id)
+    .limit(1)
+    .scalar_subquery()
+)
+
+# Conditional on the lease being free: of two workers racing for the chat exactly one
+# matches (PostgreSQL re-checks the condition on the row version the other one committed;
+# SQLite runs one writer at a time).
+_CLAIM = (
+    update(_inbox)
+    .where(
+        (_inbox.c.update_id == _OLDEST_PENDING)
+        & (_inbox.c.status == "pending")
+        & (_inbox.c.lease_until.is_(None) | (_inbox.c.lease_until <= _bound("now", "lease_until")))
     )
+    .values(
+        lease_owner=_bound("owner", "lease_owner"),
+        lease_until=_bound("until", "lease_until"),
+        attempts=_inbox.c.attempts + 1,
+    )
+    .returning(_inbox.c.update_id, _inbox.c.payload, _inbox.c.attempts)
+)
+
+_FINISH = (
+    update(_inbox)
+    .where(
+        (_inbox.c.update_id == _bound("id", "update_id"))
+        & (_inbox.c.status == "pending")
+        & (_inbox.c.lease_owner == _bound("owner", "lease_owner"))
+    )
+    .values(
+        status=_bound("outcome", "status"),
+        payload=None,
+        done_at=_bound("at", "done_at"),
+        lease_owner=None,
+        lease_until=None,
+    )
+)
+
+
+def _finish_parameters(update_id: int, owner: str, status: str, at: datetime) -> dict[str, Any]:
+    return {"id": update_id, "owner": owner, "outcome": status, "at": at}
 
 
 @dataclass(frozen=True)
@@ -114,18 +161,17 @@ class SqlInbox:
 
     def add(self, update_id: int, chat_key: str, payload: dict[str, Any]) -> bool:
         """Store a received update; False if it was stored before (a repeated delivery)."""
+        row = {
+            "update_id": update_id,
+            "chat_key": chat_key,
+            "payload": payload,
+            "status": "pending",
+            "received_at": self._clock(),
+            "attempts": 0,
+        }
         try:
             with self._engine.begin() as connection:
-                connection.execute(
-                    insert(_inbox).values(
-                        update_id=update_id,
-                        chat_key=chat_key,
-                        payload=payload,
-                        status="pending",
-                        received_at=self._clock(),
-                        attempts=0,
-                    )
-                )
+                connection.execute(_ADD, row)
         except IntegrityError:
             return False
         return True
@@ -133,29 +179,12 @@ class SqlInbox:
     def claim_next(self, chat_key: str) -> ClaimedUpdate | None:
         """Lease the chat's oldest pending update, or None when it has none or another
         worker holds the lease on it."""
-        oldest = (
-            select(_inbox.c.update_id)
-            .where((_inbox.c.chat_key == chat_key) & (_inbox.c.status == "pending"))
-            .order_by(_inbox.c.update_id)
-            .limit(1)
-            .scalar_subquery()
-        )
         while True:
             now = self._clock()
-            # One statement, conditional on the lease being free: of two workers racing for
-            # the chat exactly one matches (PostgreSQL re-checks the condition on the row
-            # version the other one committed; SQLite runs one writer at a time).
-            free = _inbox.c.lease_until.is_(None) | (_inbox.c.lease_until <= now)
             with self._engine.begin() as connection:
                 claimed = connection.execute(
-                    update(_inbox)
-                    .where((_inbox.c.update_id == oldest) & (_inbox.c.status == "pending") & free)
-                    .values(
-                        lease_owner=self.owner,
-                        lease_until=now + self.lease,
-                        attempts=_inbox.c.attempts + 1,
-                    )
-                    .returning(_inbox.c.update_id, _inbox.c.payload, _inbox.c.attempts)
+                    _CLAIM,
+                    {"chat": chat_key, "now": now, "owner": self.owner, "until": now + self.lease},
                 ).first()
                 if claimed is None:
                     return None  # nothing pending, or another worker is on this chat
@@ -165,7 +194,7 @@ class SqlInbox:
                         "update %s failed %d times; giving up", claimed.update_id, MAX_ATTEMPTS
                     )
                     connection.execute(
-                        _finish_statement(claimed.update_id, self.owner, "failed", now)
+                        _FINISH, _finish_parameters(claimed.update_id, self.owner, "failed", now)
                     )
                     continue
             return ClaimedUpdate(
@@ -189,11 +218,10 @@ class SqlInbox:
     def finish(self, update_id: int, *, failed: bool = False) -> None:
         """Mark an update this worker processed done (or failed); a no-op if a committed
         conversation turn marked it already."""
+        outcome = "failed" if failed else "done"
         with self._engine.begin() as connection:
             connection.execute(
-                _finish_statement(
-                    update_id, self.owner, "failed" if failed else "done", self._clock()
-                )
+                _FINISH, _finish_parameters(update_id, self.owner, outcome, self._clock())
             )
 
     def stale_chats(self, *, grace: timedelta, limit: int = 200) -> Sequence[str]:

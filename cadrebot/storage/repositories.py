@@ -33,6 +33,7 @@ from sqlalchemy import (
     Engine,
     Row,
     Table,
+    bindparam,
     delete,
     func,
     select,
@@ -72,7 +73,7 @@ from cadrebot.handlers.ports import (
     User,
     UserDirectory,
 )
-from cadrebot.storage.db import writer_engine
+from cadrebot.storage.db import reader_engine, writer_engine
 from cadrebot.storage.inbox import mark_done_in
 from cadrebot.storage.models import (
     Base,
@@ -105,6 +106,31 @@ _invites = _table(InviteCodeRow)
 _kb_versions = _table(KbVersionRow)
 
 
+# The statements every conversation turn runs are built once: building one and computing its
+# cache key cost more Python time than executing it (measured under load).
+def _same_key(table: Table) -> ColumnElement[bool]:
+    return (table.c.channel == bindparam("key_channel", type_=table.c.channel.type)) & (
+        table.c.chat_id == bindparam("key_chat", type_=table.c.chat_id.type)
+    )
+
+
+def _key_parameters(key: ConversationKey) -> dict[str, str]:
+    return {"key_channel": key.channel, "key_chat": key.chat_id}
+
+
+_LOCK_CONVERSATION = select(_locks.c.channel).where(_same_key(_locks)).with_for_update()
+_FIND_USER = select(_users).where(
+    (_users.c.channel == bindparam("find_channel", type_=_users.c.channel.type))
+    & (_users.c.external_id == bindparam("find_external", type_=_users.c.external_id.type))
+)
+_LOAD_DIALOG = select(_dialogs).where(_same_key(_dialogs))
+_UPDATE_DIALOG = update(_dialogs).where(
+    _same_key(_dialogs)
+    & (_dialogs.c.version == bindparam("read_version", type_=_dialogs.c.version.type))
+)
+_RECORD_EXCHANGE = _exchanges.insert()
+
+
 def _upsert(connection: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
     """An ``INSERT`` that supports ``ON CONFLICT`` on the connection's backend."""
     name = connection.dialect.name
@@ -128,6 +154,11 @@ class SqlUnitOfWork:
 
     The database connection is taken from the pool on first use, not on ``__enter__``.
     ``__exit__`` rolls back whatever was not committed and returns the connection.
+
+    ``read_only``: no transaction. On PostgreSQL every statement runs in autocommit (no
+    BEGIN / ROLLBACK round trips; under READ COMMITTED a transaction's reads would not see
+    one snapshot either); on SQLite the transaction starts DEFERRED, so reads do not queue
+    for the write lock. Taking a conversation lock or committing is an error.
     """
 
     # Typed as the protocols (whose attributes are invariant) so this class is a UnitOfWork
@@ -139,8 +170,9 @@ class SqlUnitOfWork:
     invites: InviteRepository
     kb_versions: KbVersionRepository
 
-    def __init__(self, engine: Engine, *, tz: tzinfo = UTC) -> None:
-        self._engine = writer_engine(engine)
+    def __init__(self, engine: Engine, *, tz: tzinfo = UTC, read_only: bool = False) -> None:
+        self._engine = reader_engine(engine) if read_only else writer_engine(engine)
+        self._read_only = read_only
         self._tz = tz
         self._connection: Connection | None = None
         self._held_locks: list[ConversationKey] = []
@@ -164,6 +196,8 @@ class SqlUnitOfWork:
         self.close()
 
     def commit(self) -> None:
+        if self._read_only:
+            raise RuntimeError("a read-only unit of work has nothing to commit")
         if self._connection is None:
             return
         if self._locked_in_transaction:
@@ -220,6 +254,8 @@ class SqlUnitOfWork:
             self._lock(key)
 
     def _lock(self, key: ConversationKey) -> None:
+        if self._read_only:
+            raise RuntimeError("a read-only unit of work takes no conversation lock")
         connection = self.connection()
         self._locked_in_transaction = True
         if connection.dialect.name != "postgresql":
@@ -227,16 +263,14 @@ class SqlUnitOfWork:
             # write lock; running any statement starts it.
             connection.exec_driver_sql("SELECT 1")
             return
-        where = (_locks.c.channel == key.channel) & (_locks.c.chat_id == key.chat_id)
-        locking_select = select(_locks.c.channel).where(where).with_for_update()
-        if connection.execute(locking_select).first() is None:
+        if connection.execute(_LOCK_CONVERSATION, _key_parameters(key)).first() is None:
             connection.execute(
                 _upsert(connection, _locks)
                 .values(channel=key.channel, chat_id=key.chat_id)
                 .on_conflict_do_nothing(index_elements=[_locks.c.channel, _locks.c.chat_id])
             )
             # Either our new row or a concurrent inserter's (now committed) one.
-            connection.execute(locking_select).one()
+            connection.execute(_LOCK_CONVERSATION, _key_parameters(key)).one()
 
 
 class SqlUnitOfWorkFactory:
@@ -247,11 +281,15 @@ class SqlUnitOfWorkFactory:
     """
 
     def __init__(self, engine: Engine, *, tz: tzinfo = UTC) -> None:
-        self._engine = writer_engine(engine)
+        self._engine = engine
+        # Both set up once (the units of work find them so and use them as they are).
+        self._writer = writer_engine(engine)
+        self._reader = reader_engine(engine)
         self._tz = tz
 
-    def __call__(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self._engine, tz=self._tz)
+    def __call__(self, *, read_only: bool = False) -> SqlUnitOfWork:
+        engine = self._reader if read_only else self._writer
+        return SqlUnitOfWork(engine, tz=self._tz, read_only=read_only)
 
 
 # --------------------------------------------------------------------------- users
@@ -317,10 +355,8 @@ class SqlUserRepository:
         return [_user(row) for row in self._uow.connection().execute(statement)]
 
     def _find_row(self, channel: str, external_id: str) -> Row[Any] | None:
-        statement = select(_users).where(
-            (_users.c.channel == channel) & (_users.c.external_id == external_id)
-        )
-        return self._uow.connection().execute(statement).first()
+        parameters = {"find_channel": channel, "find_external": external_id}
+        return self._uow.connection().execute(_FIND_USER, parameters).first()
 
 
 def _user(row: Row[Any]) -> User:
@@ -347,8 +383,7 @@ class SqlDialogStateRepository:
         self._uow = uow
 
     def load(self, key: ConversationKey) -> DialogState | None:
-        statement = select(_dialogs).where(_key_matches(_dialogs, key))
-        row = self._uow.connection().execute(statement).first()
+        row = self._uow.connection().execute(_LOAD_DIALOG, _key_parameters(key)).first()
         if row is None:
             return None
         return DialogState(
@@ -385,11 +420,8 @@ class SqlDialogStateRepository:
             ).first()
             saved = inserted is not None
         else:
-            result = connection.execute(
-                update(_dialogs)
-                .where(_key_matches(_dialogs, state.key) & (_dialogs.c.version == state.version))
-                .values(**values)
-            )
+            parameters = {**values, **_key_parameters(state.key), "read_version": state.version}
+            result = connection.execute(_UPDATE_DIALOG, parameters)
             saved = result.rowcount == 1
         if not saved:
             raise ConcurrentUpdateError(
@@ -649,21 +681,20 @@ class SqlExchangeLog:
         self._uow = uow
 
     def record(self, exchange: Exchange) -> int:
-        result = self._uow.connection().execute(
-            _exchanges.insert().values(
-                user_id=exchange.user_id,
-                channel=exchange.channel,
-                chat_id=exchange.chat_id,
-                kind=ExchangeKind(exchange.kind).value,
-                inbound_text=exchange.inbound_text,
-                reply_text=exchange.reply_text,
-                found=exchange.found,
-                cited_chunk_ids=list(exchange.chunk_ids),
-                latency_ms=exchange.latency_ms,
-                kb_version=exchange.kb_version,
-                created_at=exchange.at,
-            )
-        )
+        row = {
+            "user_id": exchange.user_id,
+            "channel": exchange.channel,
+            "chat_id": exchange.chat_id,
+            "kind": ExchangeKind(exchange.kind).value,
+            "inbound_text": exchange.inbound_text,
+            "reply_text": exchange.reply_text,
+            "found": exchange.found,
+            "cited_chunk_ids": list(exchange.chunk_ids),
+            "latency_ms": exchange.latency_ms,
+            "kb_version": exchange.kb_version,
+            "created_at": exchange.at,
+        }
+        result = self._uow.connection().execute(_RECORD_EXCHANGE, row)
         # PostgreSQL hands the id back with the INSERT (RETURNING), SQLite as lastrowid.
         inserted = result.inserted_primary_key
         assert inserted is not None

@@ -56,7 +56,7 @@ class InMemoryStore:
         with self._guard:
             return self._locks.setdefault(key, threading.Lock())
 
-    def uow(self) -> InMemoryUnitOfWork:
+    def uow(self, *, read_only: bool = False) -> InMemoryUnitOfWork:
         return InMemoryUnitOfWork(self)
 
 
