@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 # Bump when chunking or index-text composition changes, so existing indexes get rebuilt.
-PIPELINE_VERSION = "3"
+PIPELINE_VERSION = "4"
 
 ProgressCallback = Callable[[int, int], None]
 

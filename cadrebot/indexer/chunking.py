@@ -313,11 +313,30 @@ def _key(cells: Sequence[str]) -> tuple[str, ...]:
 
 
 @dataclass
+class _Row:
+    draft: _Draft
+    cells: list[str]
+
+
+@dataclass
 class _Table:
     path: tuple[str, ...]
     header: list[str] = field(default_factory=list)
     section_row: str = ""
     previous: list[str] = field(default_factory=list)
+    # Merged cells, per fill-down column: rows still waiting for a label printed further down
+    # (the converter puts a merged cell's text in the middle row of its span), the rows that
+    # carry the current label, and whether that label was printed in the row just before.
+    waiting: dict[int, list[_Row]] = field(default_factory=dict)
+    labelled: dict[int, list[_Row]] = field(default_factory=dict)
+    label_just_printed: set[int] = field(default_factory=set)
+
+    def forget_labels(self) -> None:
+        """A new header or an in-table section: merged cells do not reach across it."""
+        self.previous = []
+        self.waiting.clear()
+        self.labelled.clear()
+        self.label_just_printed.clear()
 
     def fill_columns(self) -> list[int]:
         return [i for i, h in enumerate(self.header) if _FILL_DOWN_HEADER.search(h)]
@@ -338,6 +357,19 @@ class _Table:
                     return [*cells[:main], *cells[main + shift :], *[""] * shift]
                 return cells
         return cells
+
+
+def _render_into(header: Sequence[str], row: _Row) -> None:
+    """(Re)write a table row's chunk text and responsible units from its cells."""
+    row.draft.paragraphs[:] = [_render_row(header, row.cells)]
+    row.draft.responsible = next(
+        (
+            row.cells[i]
+            for i, name in enumerate(header)
+            if _RESPONSIBLE_HEADER.search(name) and row.cells[i]
+        ),
+        "",
+    )
 
 
 def _render_row(header: Sequence[str], cells: Sequence[str]) -> str:
@@ -537,12 +569,12 @@ class _Chunker:
         table = self.table
         if not table.header or (next_is_separator and _key(cells) != _key(table.header)):
             table.header = cells
-            table.previous = []
+            table.forget_labels()
             return
         if _key(cells) == _key(table.header):
             # Header repeated on a new page. Empty merged cells at the top of a page belong
             # to a label printed further down that page, not to the previous page's label.
-            table.previous = []
+            table.forget_labels()
             return
         width = len(table.header)
         if len(cells) > width:
@@ -553,32 +585,60 @@ class _Chunker:
         if first and not any(cells[1:]) and (L1_HEADING.match(first) or L2_HEADING.match(first)):
             # "| 一、巩固脱贫攻坚成果基础，… | | | |": a section heading inside the table.
             table.section_row = first
-            table.previous = []
+            table.forget_labels()
             return
         serial = table.serial_columns()
         content = [c for i, c in enumerate(cells) if i not in serial]
         if not any(content):
             return  # an empty (or serial-number-only) row left over from merged cells
-        if table.previous:
-            for column in table.fill_columns():
-                if not cells[column]:
-                    cells[column] = table.previous[column]
-        table.previous = list(cells)
-        text = _render_row(table.header, cells)
-        responsible = next(
-            (
-                cells[i]
-                for i, name in enumerate(table.header)
-                if _RESPONSIBLE_HEADER.search(name) and cells[i]
-            ),
-            "",
-        )
         section = (*table.path, table.section_row) if table.section_row else table.path
         extra = {"row_no": cells[min(serial)]} if serial and cells[min(serial)] else {}
         extra.update(self._suspect_extra())
-        self.drafts.append(
-            _Draft(ChunkKind.TABLE_ROW, section, [text], responsible=responsible, extra=extra)
-        )
+        row = _Row(_Draft(ChunkKind.TABLE_ROW, section, [], extra=extra), cells)
+        touched = [row]
+        for column in table.fill_columns():
+            touched += self._merged_cell(table, row, column)
+        table.previous = list(cells)
+        for changed in touched:
+            _render_into(table.header, changed)
+        self.drafts.append(row.draft)
+
+    @staticmethod
+    def _merged_cell(table: _Table, row: _Row, column: int) -> list[_Row]:
+        """Fill ``row``'s cell of a fill-down ``column`` (merged in the source) and give rows
+        above the label it prints; returns the earlier rows whose cell changed."""
+        cells, value = row.cells, row.cells[column]
+        labelled = table.labelled.setdefault(column, [])
+        if not value:
+            if table.previous and table.previous[column]:
+                cells[column] = table.previous[column]  # the label of the rows above
+                labelled.append(row)
+            else:
+                table.waiting.setdefault(column, []).append(row)
+            table.label_just_printed.discard(column)
+            return []
+        label = table.previous[column] if table.previous else ""
+        if (
+            column in table.label_just_printed
+            and ITEM_HEADING.match(label)
+            and not ITEM_HEADING.match(value)
+            and len(value) <= 6
+        ):
+            # "| 38 | 14. 深化农村人居环境整治 |" then "| 39 | 提升 |": the label's text wrapped
+            # over two rows of its merged cell, not a new label.
+            for member in labelled:
+                member.cells[column] = label + value
+            cells[column] = label + value
+            labelled.append(row)
+            table.label_just_printed.discard(column)
+            return list(labelled[:-1])
+        # A new label: rows waiting above it (top of a page or table) are part of its span.
+        above = table.waiting.pop(column, [])
+        for waiting in above:
+            waiting.cells[column] = value
+        table.labelled[column] = [*above, row]
+        table.label_just_printed.add(column)
+        return above
 
     # Driver ---------------------------------------------------------------------------------
 

@@ -133,8 +133,10 @@ def task_rows() -> dict[str, Chunk]:
     return {c.extra.get("row_no", ""): c for c in chunks if c.kind == ChunkKind.TABLE_ROW}
 
 
-def test_merged_cell_is_filled_from_the_row_above_only(task_rows: dict[str, Chunk]) -> None:
-    assert "工作事项" not in task_rows["1"].text  # nothing above row 1 to fill from
+def test_merged_cell_reaches_the_rows_of_its_span(task_rows: dict[str, Chunk]) -> None:
+    # The converter prints a merged cell's text in the middle row of its span: row 1 belongs
+    # to the label printed in row 2, row 3 to the label above it.
+    assert "工作事项：1.持续做好防返贫监测帮扶" in task_rows["1"].text
     assert "工作事项：1.持续做好防返贫监测帮扶" in task_rows["2"].text
     assert "工作事项：1.持续做好防返贫监测帮扶" in task_rows["3"].text
     assert "任务要求：加强监测对象动态管理" in task_rows["3"].text
@@ -165,6 +167,49 @@ def test_separator_empty_and_cut_off_rows(task_rows: dict[str, Chunk]) -> None:
     assert "---" not in "".join(c.text for c in task_rows.values())
     assert task_rows["17"].responsible == "区财政局"  # no closing "|" on that line
     assert "工作事项：8.强化衔接资金项目管理" in task_rows["17"].text
+
+
+TOP_OF_PAGE = """\
+| 序号 | 工作事项 | 任务要求 | 完成时限 | 责任单位 |
+|----|----|----|----|----|
+| 18 | 9. 强化项目后续资产管理 | 开展扶贫项目资产确权登记。 | 全年 | 区财政局 |
+| 19 | | 完善扶贫项目资产后续管理机制。 | 全年 | 区财政局 |
+
+| 序号 | 工作事项 | 任务要求 | 完成时限 | 责任单位 |
+|----|----|----|----|----|
+| 20 | | 逐步加大财政资金投入，优先安排产业类项目。 | 全年 | 区财政局 |
+| 21 | | 每季度至少开展1次小额信贷需求摸底。 | 全年 | 区农办 |
+| 22 | 10. 推进产业帮扶提质增效 | 结合实际进一步优化产业奖补政策。 | 全年 | 区农办 |
+| 23 | | 加大龙头企业带动。 | 全年 | 区农办 |
+
+| 序号 | 工作事项 | 任务要求 | 完成时限 | 责任单位 |
+|----|----|----|----|----|
+| 37 | | 持续完善生活垃圾收运处置体系。 | 全年 | 区住建局 |
+| 38 | 14. 深化农村人居环境整治 | 完成17个新农村建设点整治任务。 | 全年 | 区农办 |
+| 39 | 提升 | 完成356个户厕问题整改。 | 全年 | 区农办 |
+| 40 | | 全面开展农村黑臭水体排查和整治。 | 全年 | 区生态环境分局 |
+| 41 | 15. 完善乡村基础设施 | 持续实施“四好”农村路网提升工程。 | 全年 | 区经发局 |
+"""
+
+
+def _rows_of(text: str) -> dict[str, str]:
+    chunks = chunk_document(make_doc(text))
+    return {c.extra["row_no"]: c.text for c in chunks if c.kind == ChunkKind.TABLE_ROW}
+
+
+def test_rows_at_the_top_of_a_page_take_the_label_printed_below_them() -> None:
+    rows = _rows_of(TOP_OF_PAGE)
+    assert "工作事项：9.强化项目后续资产管理" in rows["19"]  # from the row above
+    for row in ("20", "21", "22", "23"):  # not 9.: a new page, and 10. is printed in row 22
+        assert "工作事项：10.推进产业帮扶提质增效" in rows[row], row
+
+
+def test_a_label_wrapped_over_two_rows_is_one_label() -> None:
+    rows = _rows_of(TOP_OF_PAGE)
+    for row in ("37", "38", "39", "40"):
+        assert "工作事项：14.深化农村人居环境整治提升；" in rows[row], row
+    assert "工作事项：15.完善乡村基础设施" in rows["41"]
+    assert "工作事项：提升" not in "".join(rows.values())
 
 
 def test_merged_cells_do_not_cross_a_repeated_header() -> None:
