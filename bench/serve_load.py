@@ -29,7 +29,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,7 +47,8 @@ from bench.telegram_load import QUESTIONS  # noqa: E402  (the same mix as the on
 from cadrebot.settings import Settings  # noqa: E402
 from cadrebot.storage import upgrade  # noqa: E402
 from tests.conftest import private_schema  # noqa: E402
-from tests.telegram.fake_telegram import FakeTelegram  # noqa: E402
+from tests.serve.cluster import spawn_serve  # noqa: E402
+from tests.telegram.fake_telegram import FakeTelegram, free_port  # noqa: E402
 from tests.telegram.test_forms import RISK_TYPED  # noqa: E402
 
 SECRET = "bench-secret"
@@ -120,12 +120,6 @@ def cpu_seconds(supervisor: int) -> dict[str, float]:
         elif name == "postgres":
             database += used
     return {"workers": workers, "database": database}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Load:
@@ -314,22 +308,7 @@ async def _bench_workers_on(
     )
     env.update(dict(item.split("=", 1) for item in args.set))
     log_path = Path(tempfile.gettempdir()) / f"serve-load-{workers}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: ASYNC220 (started once, before the load)
-            [
-                sys.executable,
-                "-m",
-                "cadrebot.bot.cli",
-                "serve",
-                "--workers",
-                str(workers),
-                "--port",
-                str(port),
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    process = spawn_serve(env, workers=workers, port=port, log_path=log_path)
     result: dict[str, Any] = {"workers": workers}
     try:
         # Kept-alive connections, as Telegram keeps them (up to the webhook's

@@ -42,17 +42,17 @@ class IndexBuildLock:
 
     @contextmanager
     def _hold_advisory(self, timeout: float) -> Iterator[bool]:
-        deadline = time.monotonic() + timeout
         with self._engine.connect() as connection:
             # Autocommit: the lock belongs to the session, not to a transaction left open.
             connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-            while True:
-                got = connection.exec_driver_sql(f"SELECT pg_try_advisory_lock({_PG_KEY})").scalar()
-                if got or time.monotonic() >= deadline:
-                    break
-                time.sleep(POLL_SECONDS)
+
+            def attempt() -> bool:
+                sql = f"SELECT pg_try_advisory_lock({_PG_KEY})"
+                return bool(connection.exec_driver_sql(sql).scalar())
+
+            got = _keep_trying(attempt, timeout)
             try:
-                yield bool(got)
+                yield got
             finally:
                 if got:
                     connection.exec_driver_sql(f"SELECT pg_advisory_unlock({_PG_KEY})")
@@ -60,19 +60,30 @@ class IndexBuildLock:
     @contextmanager
     def _hold_file(self, timeout: float) -> Iterator[bool]:
         self._lock_file.parent.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + timeout
         with self._lock_file.open("a") as handle:
-            while True:
+
+            def attempt() -> bool:
                 try:
                     fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    got = True
                 except BlockingIOError:
-                    got = False
-                if got or time.monotonic() >= deadline:
-                    break
-                time.sleep(POLL_SECONDS)
+                    return False
+                return True
+
+            got = _keep_trying(attempt, timeout)
             try:
                 yield got
             finally:
                 if got:
                     fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _keep_trying(attempt: Callable[[], bool], timeout: float) -> bool:
+    """Call ``attempt`` every :data:`POLL_SECONDS` until it succeeds or ``timeout`` passed
+    (at least once)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if attempt():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_SECONDS)

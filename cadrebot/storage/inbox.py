@@ -108,13 +108,18 @@ _CLAIM = (
     .returning(_inbox.c.update_id, _inbox.c.payload, _inbox.c.attempts)
 )
 
+# The update is pending and this worker holds its lease.
+_OURS = (
+    (_inbox.c.update_id == _bound("id", "update_id"))
+    & (_inbox.c.status == "pending")
+    & (_inbox.c.lease_owner == _bound("owner", "lease_owner"))
+)
+
+_RENEW = update(_inbox).where(_OURS).values(lease_until=_bound("until", "lease_until"))
+
 _FINISH = (
     update(_inbox)
-    .where(
-        (_inbox.c.update_id == _bound("id", "update_id"))
-        & (_inbox.c.status == "pending")
-        & (_inbox.c.lease_owner == _bound("owner", "lease_owner"))
-    )
+    .where(_OURS)
     .values(
         status=_bound("outcome", "status"),
         payload=None,
@@ -203,15 +208,10 @@ class SqlInbox:
 
     def renew(self, update_id: int) -> bool:
         """Extend this worker's lease on ``update_id``; False if it is no longer ours."""
+        until = self._clock() + self.lease
         with self._engine.begin() as connection:
             result = connection.execute(
-                update(_inbox)
-                .where(
-                    (_inbox.c.update_id == update_id)
-                    & (_inbox.c.status == "pending")
-                    & (_inbox.c.lease_owner == self.owner)
-                )
-                .values(lease_until=self._clock() + self.lease)
+                _RENEW, {"id": update_id, "owner": self.owner, "until": until}
             )
         return bool(result.rowcount)
 

@@ -124,6 +124,7 @@ _FIND_USER = select(_users).where(
     & (_users.c.external_id == bindparam("find_external", type_=_users.c.external_id.type))
 )
 _LOAD_DIALOG = select(_dialogs).where(_same_key(_dialogs))
+_DELETE_DIALOG = delete(_dialogs).where(_same_key(_dialogs))
 _UPDATE_DIALOG = update(_dialogs).where(
     _same_key(_dialogs)
     & (_dialogs.c.version == bindparam("read_version", type_=_dialogs.c.version.type))
@@ -374,10 +375,6 @@ def _user(row: Row[Any]) -> User:
 # --------------------------------------------------------------------------- dialogs
 
 
-def _key_matches(table: Table, key: ConversationKey) -> ColumnElement[bool]:
-    return (table.c.channel == key.channel) & (table.c.chat_id == key.chat_id)
-
-
 class SqlDialogStateRepository:
     def __init__(self, uow: SqlUnitOfWork) -> None:
         self._uow = uow
@@ -430,7 +427,7 @@ class SqlDialogStateRepository:
         return dataclasses.replace(state, version=state.version + 1)
 
     def delete(self, key: ConversationKey) -> None:
-        self._uow.connection().execute(delete(_dialogs).where(_key_matches(_dialogs, key)))
+        self._uow.connection().execute(_DELETE_DIALOG, _key_parameters(key))
 
     def locked(self, key: ConversationKey) -> AbstractContextManager[None]:
         return self._uow.conversation_lock(key)
@@ -704,13 +701,13 @@ class SqlExchangeLog:
         statement = (
             select(_exchanges)
             .where(
-                _key_matches(_exchanges, key)
+                _same_key(_exchanges)
                 & _exchanges.c.kind.in_(sorted(ExchangeKind(k).value for k in kinds))
             )
             .order_by(_exchanges.c.id.desc())
             .limit(1)
         )
-        row = self._uow.connection().execute(statement).first()
+        row = self._uow.connection().execute(statement, _key_parameters(key)).first()
         return self._logged(row) if row is not None else None
 
     def get(self, exchange_id: int) -> LoggedExchange | None:

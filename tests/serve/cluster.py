@@ -12,7 +12,6 @@ import asyncio
 import itertools
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,17 +24,33 @@ from typing import Any
 
 import httpx
 
-from tests.telegram.fake_telegram import FakeTelegram
+from tests.telegram.fake_telegram import FakeTelegram, free_port
 
 SECRET = "serve-test-secret"
 ADMIN_ID = 900001
 Json = dict[str, Any]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def spawn_serve(
+    env: dict[str, str], *, workers: int, port: int, log_path: Path
+) -> subprocess.Popen[bytes]:
+    """`cadrebot serve --workers N --port P` in a new process, its output into ``log_path``."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cadrebot.bot.cli",
+                "serve",
+                "--workers",
+                str(workers),
+                "--port",
+                str(port),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 class FakeServerThread:
@@ -96,22 +111,7 @@ class Cluster:
     def start_worker(self, *, workers: int = 1) -> Worker:
         port = free_port()
         log_path = self.log_dir / f"worker-{port}.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "cadrebot.bot.cli",
-                    "serve",
-                    "--workers",
-                    str(workers),
-                    "--port",
-                    str(port),
-                ],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        process = spawn_serve(self.env, workers=workers, port=port, log_path=log_path)
         worker = Worker(port, process, log_path)
         self.workers.append(worker)
         return worker

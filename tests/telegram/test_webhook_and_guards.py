@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 from typing import Any
 
 import pytest
@@ -15,15 +14,9 @@ from cadrebot.bot.telegram.handlers import RETRY
 from cadrebot.bot.telegram.services import TelegramServices, build_services
 
 from .conftest import Harness, Parts, knowledge_for, make_settings
-from .fake_telegram import FakeTelegram
+from .fake_telegram import FakeTelegram, free_port
 
 SECRET = "s3cret_Token-42"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def test_webhook_mode_checks_the_secret(
