@@ -46,10 +46,10 @@ sys.path.insert(0, str(REPO))
 from bench.telegram_load import QUESTIONS  # noqa: E402  (the same mix as the one-process load)
 from cadrebot.settings import Settings  # noqa: E402
 from cadrebot.storage import upgrade  # noqa: E402
-from tests.conftest import private_schema  # noqa: E402
-from tests.serve.cluster import spawn_serve  # noqa: E402
-from tests.telegram.fake_telegram import FakeTelegram, free_port  # noqa: E402
-from tests.telegram.test_forms import RISK_TYPED  # noqa: E402
+from tests.support.database import private_schema  # noqa: E402
+from tests.support.fake_telegram import FakeTelegram, free_port  # noqa: E402
+from tests.support.forms import RISK_TYPED  # noqa: E402
+from tests.support.processes import spawn_serve  # noqa: E402
 
 SECRET = "bench-secret"
 FORM = ("/report", *RISK_TYPED, "确认提交")

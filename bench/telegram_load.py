@@ -30,8 +30,8 @@ sys.path.insert(0, str(REPO))
 from cadrebot.bot.telegram import build_application, build_services, serving  # noqa: E402
 from cadrebot.bot.wiring import build_index_with_progress, build_knowledge  # noqa: E402
 from cadrebot.settings import Settings  # noqa: E402
-from tests.telegram.fake_telegram import FakeTelegram, FakeUser  # noqa: E402
-from tests.telegram.test_forms import RISK_TYPED  # noqa: E402
+from tests.support.fake_telegram import FakeTelegram, FakeUser  # noqa: E402
+from tests.support.forms import RISK_TYPED  # noqa: E402
 
 QUESTIONS = (
     "监测对象识别认定一般不超过多少天？",
@@ -101,7 +101,7 @@ async def main_async(args: argparse.Namespace) -> int:
     stats = Stats()
     rng = random.Random(args.seed)
     with services:
-        services.composer.answer("预热")  # one-off model costs are not the bot's latency
+        services.knowledge.composer.answer("预热")  # one-off model costs are not the bot's latency
         application = build_application(services)
         async with serving(application, poll_timeout=5):
             users = [server.user(100_000 + n, f"用户{n}") for n in range(args.users)]

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from cadrebot.handlers.qa import PolicyAnswer
+from cadrebot.handlers.ports import PolicyAnswer
 
 _WS = re.compile(r"\s+")
 

@@ -1,4 +1,4 @@
-"""Shared database fixtures.
+"""Shared database fixtures (the helpers behind them are in :mod:`tests.support.database`).
 
 * ``sqlite_url``: a fresh SQLite file under the test's tmp dir.
 * ``pg_url``: a fresh, private schema on the PostgreSQL named by ``TEST_DATABASE_URL``
@@ -12,51 +12,22 @@ Fixtures hand out URL strings; tests that make engines from them must dispose th
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine
 
-from cadrebot.storage.db import normalize_database_url
-
-POSTGRES_SKIP_REASON = (
-    "PostgreSQL tests need TEST_DATABASE_URL, "
-    "e.g. TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+from tests.support.database import postgres_base_url, private_schema, sqlite_file_url
 
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'cadrebot-test.sqlite3'}"
-
-
-@contextmanager
-def private_schema(base: str, prefix: str) -> Iterator[str]:
-    """A URL into a new schema of the database at ``base``, dropped at the end."""
-    base_url = normalize_database_url(base)
-    schema = f"{prefix}_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(base_url)
-    try:
-        with admin.begin() as connection:
-            connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-        url = base_url.update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        admin.dispose()
+    return sqlite_file_url(tmp_path / "cadrebot-test.sqlite3")
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    base = os.environ.get("TEST_DATABASE_URL")
-    if not base:
-        pytest.skip(POSTGRES_SKIP_REASON)
-    with private_schema(base, "cadrebot_test") as url:
+    with private_schema(postgres_base_url(), "cadrebot_test") as url:
         yield url
 
 

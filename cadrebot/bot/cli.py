@@ -139,14 +139,18 @@ def _chat_log_file(settings: Settings, verbose: bool) -> Iterator[Path | None]:
 
 
 def cmd_chat(settings: Settings, knowledge: Knowledge, args: argparse.Namespace) -> int:
-    from cadrebot.bot.console import AnswerMemo, run_console
+    from cadrebot.bot.console import run_console
 
     install_sensitive_data_filter()
-    answers = AnswerMemo(knowledge.composer)
-    stack = build_conversation_stack(settings, knowledge=knowledge, answerer=answers)
+    stack = build_conversation_stack(settings, knowledge=knowledge)
     user = args.user or _console_user()
     with stack, _chat_log_file(settings, args.verbose):
-        run_console(stack.service, external_id=user, display_name=user, answers=answers)
+        run_console(
+            stack.service,
+            external_id=user,
+            display_name=user,
+            files_dir=settings.data_dir / "exports",
+        )
     return 0
 
 

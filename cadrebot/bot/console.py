@@ -1,24 +1,25 @@
 """Console chat: the same conversation service as Telegram, on a terminal, with no token.
 
 Every line goes to :class:`~cadrebot.handlers.conversation.ConversationService` on channel
-``console`` (policy questions, /report, /subsidy, /mycases, /cancel, /help), so what is
-filed here lands in the same case database. The console itself only adds what a terminal
-needs: numbered options instead of buttons, ``+序号`` for the toggle buttons of a multi-choice
-question, /more (更多出处) for the last answer, and /quit.
+``console`` (policy questions, /report, /subsidy, /mycases, /more, /cancel, /help: the same
+commands as every channel), so what is filed here lands in the same case database. The
+console only renders the turn's structured output the way a terminal can: numbered options
+instead of buttons, ``+序号`` for the toggle buttons of a multi-choice question, actions as
+commands to type, files saved to a folder, background work run to its end; and /quit.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Protocol
 
 from cadrebot.handlers.forms.engine import CANCEL_LABEL, SUBMIT_LABEL
 from cadrebot.handlers.forms.fields import DONE_WORD, SKIP_WORD, TOGGLE_PREFIX
 from cadrebot.handlers.forms.validators import normalize
-from cadrebot.handlers.ports import Option, Reply
-from cadrebot.handlers.qa import PolicyAnswer, render_more_sources
+from cadrebot.handlers.ports import ActionKind, Option, Reply
+from cadrebot.handlers.turns import Inbound, TurnResult
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +27,12 @@ CHANNEL = "console"
 PROMPT = "你："
 SPEAKER = "助手："
 QUIT_COMMANDS = frozenset({"/quit", "/exit"})
-MORE_COMMANDS = frozenset({"/more", "更多出处"})
-CONSOLE_HELP = "/more 查看上一个回答的更多出处\n/quit 退出（填写到一半的申报会保留，下次继续）"
+CONSOLE_HELP = "/quit 退出（填写到一半的申报会保留，下次继续）"
 TOGGLE_HINT = "也可以回复“+序号”逐项勾选或取消（如 +1），选好后回复“完成”。"
 GOODBYE = "再见！"
-NO_ANSWER_YET = "还没有可以展开的回答。请先提一个政策问题。"
 FAILED = "抱歉，这条消息没有处理成功，请换个说法再发一次。"
+# Rating buttons need a tap; "/more" is in the help. Both would only clutter a terminal.
+_QUIET_ACTIONS = frozenset({ActionKind.FEEDBACK, ActionKind.SOURCES})
 
 # Options that are words to type, not numbered choices: in the summary a bare number means
 # "edit field N", so numbering 确认提交/取消 would make "1" submit instead of edit.
@@ -39,37 +40,9 @@ _CONTROL_WORDS = frozenset({SUBMIT_LABEL, CANCEL_LABEL, DONE_WORD, SKIP_WORD})
 
 
 class Conversation(Protocol):
-    """What the console needs of the conversation service."""
+    """What the console needs of the conversation core."""
 
-    def handle(
-        self,
-        channel: str,
-        external_id: str,
-        display_name: str,
-        text: str,
-        *,
-        chat_id: str | None = None,
-    ) -> list[Reply]: ...
-
-
-class Composer(Protocol):
-    def answer(self, question: str) -> PolicyAnswer: ...
-
-
-class AnswerMemo:
-    """A policy answerer that remembers the last answer it gave, for /more (更多出处).
-
-    The console has one user, so the last answer computed is that user's last answer.
-    """
-
-    def __init__(self, composer: Composer) -> None:
-        self._composer = composer
-        self.last: PolicyAnswer | None = None
-
-    def answer(self, question: str) -> PolicyAnswer:
-        result = self._composer.answer(question)
-        self.last = result
-        return result
+    def turn(self, inbound: Inbound) -> TurnResult: ...
 
 
 # --------------------------------------------------------------------------- rendering
@@ -97,6 +70,9 @@ def render_reply(reply: Reply) -> str:
     ]
     if words:
         lines.append("也可以回复：" + " / ".join(words))
+    lines += [
+        f"· {a.label}：发送 {a.command}" for a in reply.actions if a.kind not in _QUIET_ACTIONS
+    ]
     return "\n".join(lines)
 
 
@@ -104,12 +80,23 @@ def render_replies(replies: Sequence[Reply]) -> str:
     return SPEAKER + "\n\n".join(render_reply(r) for r in replies)
 
 
-def _with_console_help(replies: Sequence[Reply]) -> list[Reply]:
-    """The service's welcome / help, followed by the console's own commands."""
-    if not replies:
-        return [Reply(CONSOLE_HELP)]
-    first = dataclasses.replace(replies[0], text=f"{replies[0].text}\n{CONSOLE_HELP}")
-    return [first, *replies[1:]]
+def render_result(result: TurnResult, *, files_dir: Path | None = None) -> str:
+    """A whole turn as terminal text: replies, the toast of a command sent without a
+    button, files saved under ``files_dir``, background work run to its end."""
+    parts = [render_reply(r) for r in result.replies]
+    if result.toast and not result.replies:
+        parts.append(result.toast)
+    for file in result.files:
+        if files_dir is None:
+            parts.append(f"{file.caption}（终端里无法保存文件 {file.file_name}）")
+            continue
+        files_dir.mkdir(parents=True, exist_ok=True)
+        path = files_dir / file.file_name
+        path.write_bytes(file.data)
+        parts.append(f"{file.caption}已保存到：{path}")
+    for task in result.tasks:
+        parts.append(task.run(lambda text: None))
+    return SPEAKER + "\n\n".join(parts)
 
 
 def translate_input(line: str, shown: Sequence[Reply]) -> str:
@@ -136,11 +123,11 @@ def run_console(
     *,
     external_id: str = "console",
     display_name: str = "",
-    answers: AnswerMemo | None = None,
+    files_dir: Path | None = None,
     read: Callable[[str], str] | None = None,
     write: Callable[[str], None] | None = None,
 ) -> None:
-    """Chat until /quit, end of input or Ctrl-C. ``answers`` enables /more.
+    """Chat until /quit, end of input or Ctrl-C. Files (the case ledger) go to ``files_dir``.
 
     ``read`` / ``write`` default to :func:`input` / :func:`print` (looked up at call time).
     """
@@ -149,16 +136,21 @@ def run_console(
     name = display_name or external_id
     shown: list[Reply] = []
 
-    def send(text: str) -> list[Reply]:
+    def send(text: str) -> TurnResult:
         try:
-            return service.handle(CHANNEL, external_id, name, text)
+            return service.turn(Inbound(CHANNEL, external_id, name, text))
         except Exception:  # the service answers every input itself; this is a last resort
             log.exception("console turn failed")
-            return [Reply(FAILED)]
+            return TurnResult([Reply(FAILED)])
+
+    def show(result: TurnResult, *, help_asked: bool = False) -> None:
+        nonlocal shown
+        shown = result.replies
+        text = render_result(result, files_dir=files_dir)
+        write(f"{text}\n{CONSOLE_HELP}" if help_asked else text)
 
     try:
-        shown = send("/start")
-        write(render_replies(_with_console_help(shown)))
+        show(send("/start"), help_asked=True)
         while True:
             try:
                 line = read(PROMPT)
@@ -172,12 +164,6 @@ def run_console(
             if command in QUIT_COMMANDS:
                 write(GOODBYE)
                 return
-            if command in MORE_COMMANDS and answers is not None:
-                more = render_more_sources(answers.last) if answers.last else NO_ANSWER_YET
-                write(SPEAKER + more)
-                continue
-            shown = send(translate_input(line, shown))
-            help_asked = command in {"/help", "/start"}
-            write(render_replies(_with_console_help(shown) if help_asked else shown))
+            show(send(translate_input(line, shown)), help_asked=command in {"/help", "/start"})
     except KeyboardInterrupt:
         write("\n" + GOODBYE)

@@ -13,11 +13,14 @@ from zoneinfo import ZoneInfo
 
 from tqdm import tqdm
 
+from cadrebot.handlers.admin import BuildLock, KnowledgeAdmin
 from cadrebot.handlers.conversation import ConversationService
-from cadrebot.handlers.ports import PolicyAnswerer
-from cadrebot.handlers.qa import AnswerComposer
+from cadrebot.handlers.ports import OfficeUnitOfWorkFactory, PolicyAnswerer
+from cadrebot.indexer.answers import AnswerComposer
 from cadrebot.indexer.builder import BuildReport, IndexBuilder
 from cadrebot.indexer.embedders import Embedder, create_embedder
+from cadrebot.indexer.folder import DocumentFolder
+from cadrebot.indexer.published import PublishedIndex
 from cadrebot.indexer.search import HybridSearcher
 from cadrebot.indexer.store import IndexStore
 from cadrebot.indexer.tokenizer import PolicyTokenizer
@@ -43,6 +46,27 @@ def build_knowledge(settings: Settings) -> Knowledge:
     builder = IndexBuilder(settings, embedder, tokenizer)
     searcher = HybridSearcher(settings, embedder, tokenizer)
     return Knowledge(embedder, tokenizer, builder, searcher, AnswerComposer(searcher))
+
+
+def build_knowledge_admin(
+    settings: Settings,
+    knowledge: Knowledge,
+    office_uow_factory: OfficeUnitOfWorkFactory,
+    *,
+    clock: Callable[[], datetime],
+    build_lock: BuildLock | None,
+) -> KnowledgeAdmin:
+    """The knowledge-base administration over the knowledge folder and ``knowledge``'s index.
+
+    ``build_lock`` excludes other processes' builders (None: this process is alone).
+    """
+    return KnowledgeAdmin(
+        DocumentFolder(settings.knowledge_dir, max_upload_bytes=settings.upload_max_bytes),
+        PublishedIndex(knowledge.builder, knowledge.searcher),
+        office_uow_factory,
+        clock=clock,
+        build_lock=build_lock,
+    )
 
 
 def build_index_with_progress(builder: IndexBuilder, *, rebuild: bool = False) -> BuildReport:
@@ -91,6 +115,7 @@ class ConversationStack:
     knowledge: Knowledge
     database: CaseDatabase
     service: ConversationService
+    admin: KnowledgeAdmin
 
     def open(self) -> None:
         """Build the index if this data dir has none, load it, open and migrate the database."""
@@ -118,20 +143,34 @@ def build_conversation_stack(
     settings: Settings,
     *,
     knowledge: Knowledge | None = None,
-    answerer: PolicyAnswerer | None = None,
     clock: Callable[[], datetime] | None = None,
+    database: CaseDatabase | None = None,
+    observe: Callable[[PolicyAnswerer], PolicyAnswerer] | None = None,
+    build_lock: BuildLock | None = None,
+    on_case_filed: Callable[[str], None] | None = None,
 ) -> ConversationStack:
     """Construct (not open) the conversation stack for ``settings``.
 
-    ``answerer`` defaults to the knowledge base's composer; a channel may wrap it (the
-    console remembers the last answer for /more). ``clock`` is for tests.
+    ``database``: one the caller built (and may have opened) already. ``observe`` wraps the
+    answerer (a webhook worker's metrics). ``build_lock`` excludes other processes' index
+    builders. ``clock`` is for tests.
     """
     knowledge = knowledge if knowledge is not None else build_knowledge(settings)
-    database = CaseDatabase(settings, tz=ZoneInfo(settings.timezone))
+    zone = ZoneInfo(settings.timezone)
+    now: Callable[[], datetime] = clock or (lambda: datetime.now(zone))
+    database = database if database is not None else CaseDatabase(settings, tz=zone)
+    answerer: PolicyAnswerer = knowledge.composer
+    if observe is not None:
+        answerer = observe(answerer)
+    admin = build_knowledge_admin(
+        settings, knowledge, database.unit_of_work, clock=now, build_lock=build_lock
+    )
     service = ConversationService.from_settings(
         settings,
         database.unit_of_work,
-        answerer if answerer is not None else knowledge.composer,
-        clock=clock,
+        answerer,
+        clock=now,
+        knowledge=admin,
+        on_case_filed=on_case_filed,
     )
-    return ConversationStack(settings, knowledge, database, service)
+    return ConversationStack(settings, knowledge, database, service, admin)

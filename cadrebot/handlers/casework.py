@@ -1,84 +1,58 @@
-"""The cadre case desk for chat channels: paged lists, case views with the allowed next steps,
-transitions that tell the farmer, due-date digests and the Excel ledger.
+"""The case desk: farmers follow their cases; cadres list, open and move the cases of their
+jurisdiction, see what is due, export the ledger; the farmer is told of every status change.
 
-Channel-free and synchronous like the conversation service; a channel turns
-:class:`CaseListView` / :class:`CaseView` into buttons and sends :class:`Notice`\\ s.
+One desk for every channel. Its commands run inside the turn's unit of work; views come back
+as replies whose actions (open a case, page, change the status) are commands themselves, so
+a button and a typed command do the same thing. Access rules, workflows and deadlines are in
+:mod:`cadrebot.handlers.cases`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
-from cadrebot.handlers.cases import WORKFLOWS, CaseDesk, CaseError, Workflow, can_work
+from cadrebot.handlers.cases import (
+    CaseError,
+    CaseNotFound,
+    DueItem,
+    IllegalTransition,
+    NoteRequired,
+    PermissionDenied,
+    can_view,
+    can_work,
+    visible_query,
+    workflows_of,
+)
+from cadrebot.handlers.commands import STAFF, Command, CommandCall
 from cadrebot.handlers.export import cases_workbook
 from cadrebot.handlers.forms.engine import FormRegistry
-from cadrebot.handlers.invites import CADRE_ONLY, is_staff
+from cadrebot.handlers.masking import mask_sensitive
 from cadrebot.handlers.ports import (
+    Action,
+    ActionKind,
     Case,
+    CaseEvent,
+    CasePage,
+    CaseQuery,
+    CaseRepository,
+    ConcurrentUpdateError,
+    JSONValue,
     OfficeUnitOfWork,
-    OfficeUnitOfWorkFactory,
+    Reply,
     Role,
     User,
 )
+from cadrebot.handlers.turns import Notice, OutgoingFile
 
 PAGE_SIZE = 5
 EXPORT_BATCH = 500
-
-
-@dataclass(frozen=True)
-class Notice:
-    """A message to send to someone other than the person acting (e.g. the farmer)."""
-
-    user: User
-    text: str
-
-
-@dataclass(frozen=True)
-class CaseListView:
-    text: str
-    numbers: tuple[str, ...] = ()  # the cases on this page, for buttons
-    offset: int = 0
-    total: int = 0
-    page_size: int = PAGE_SIZE
-    status: str = ""  # the status filter ("" = all)
-
-    @property
-    def has_previous(self) -> bool:
-        return self.offset > 0
-
-    @property
-    def has_next(self) -> bool:
-        return self.offset + self.page_size < self.total
-
-
-@dataclass(frozen=True)
-class NextStep:
-    to_status: str
-    note_required: bool
-
-
-@dataclass(frozen=True)
-class CaseView:
-    text: str
-    number: str = ""
-    steps: tuple[NextStep, ...] = ()  # what the viewer may change the status to
-
-
-@dataclass(frozen=True)
-class TransitionOutcome:
-    ok: bool
-    text: str
-    view: CaseView | None = None  # the case after the change
-    notices: tuple[Notice, ...] = ()
-
-
-@dataclass(frozen=True)
-class ExportFile:
-    file_name: str
-    data: bytes
-    count: int
+SETSTATUS_USAGE = "用法：/setstatus 编号 新状态 [理由]，如：/setstatus FX-2026-000001 核实中"
+_NOTE_PROMPT = "请填写将案件 {number} 改为“{status}”的理由（直接回复本消息）："
+_NOTE_PROMPT_PATTERN = re.compile(r"请填写将案件 (\S+) 改为“(.+?)”的理由")
+_OFFSET = re.compile(r"\+(\d{1,7})")
 
 
 @dataclass(frozen=True)
@@ -99,24 +73,28 @@ def status_update_text(case: Case, title: str, note: str) -> str:
     )
 
 
-class CaseWork:
+class CaseDesk:
     def __init__(
         self,
-        uow_factory: OfficeUnitOfWorkFactory,
         forms: FormRegistry,
         *,
         clock: Callable[[], datetime],
         due_soon_days: int = 3,
-        workflows: Mapping[str, Workflow] = WORKFLOWS,
     ) -> None:
-        self._uow_factory = uow_factory
         self._forms = forms
+        self._workflows = workflows_of(forms)
         self._clock = clock
         self._due_soon_days = due_soon_days
-        self._workflows = workflows
 
-    def _desk(self, uow: OfficeUnitOfWork) -> CaseDesk:
-        return CaseDesk(uow.cases, self._forms, self._workflows)
+    def commands(self) -> list[Command]:
+        return [
+            Command("mycases", "查看我的申报和办理进度", self._my_cases, usage="[编号]", menu=True),
+            Command("case", "查看案件和可办理的操作", self._show, usage="编号"),
+            Command("cases", "辖区案件（可翻页、点按钮办理）", self._list, STAFF, usage="[状态]"),
+            Command("overdue", "即将到期和已逾期事项", self._overdue, STAFF),
+            Command("setstatus", "办理案件", self._set_status, STAFF, usage="编号 新状态 [理由]"),
+            Command("export", "导出案件台账（Excel）", self._export, STAFF),
+        ]
 
     def statuses(self) -> list[str]:
         seen: dict[str, None] = {}
@@ -125,160 +103,387 @@ class CaseWork:
                 seen.setdefault(status)
         return list(seen)
 
-    # ------------------------------------------------------------------ lists
+    # ------------------------------------------------------------------ commands
 
-    def list_cases(self, viewer: User, status: str = "", offset: int = 0) -> CaseListView:
-        if not is_staff(viewer):
-            return CaseListView(CADRE_ONLY)
-        status = status.strip()
+    def _my_cases(self, call: CommandCall) -> None:
+        if call.argument.strip():
+            self._show(call)
+            return
+        user, cases = call.user, call.uow.cases
+        page = self.list_for(cases, user, limit=10)
+        if user.role is Role.FARMER:
+            if not page.items:
+                call.out.say("您还没有提交过申报。发送 /report 或 /subsidy 开始申报。")
+                return
+            call.out.say(self.render_list(page) + "\n发送 /mycases 编号 查看详情。")
+            return
+        today = call.now.date()
+        call.out.say(self.render_list(page), *self._due_texts(cases, user, today))
+
+    def _show(self, call: CommandCall) -> None:
+        argument = call.argument.strip()
+        number = argument.split()[0] if argument else ""
+        if not number:
+            call.out.say("请在命令后写上案件编号，例如：/case FX-2026-000001")
+            return
+        call.out.say(self._view(call.uow.cases, call.user, number, call.now.date()))
+
+    def _list(self, call: CommandCall) -> None:
+        words = call.argument.split()
+        offsets = [w for w in words if _OFFSET.fullmatch(w)]
+        status = " ".join(w for w in words if w not in offsets)
+        offset = int(offsets[-1][1:]) if offsets else 0
         known = self.statuses()
         if status and status not in known:
-            return CaseListView(f"没有“{status}”这个状态。可选：{'、'.join(known)}。")
-        offset = max(0, offset)
-        with self._uow_factory() as uow:
-            desk = self._desk(uow)
-            statuses = frozenset({status}) if status else None
-            page = desk.list_for(viewer, statuses=statuses, limit=PAGE_SIZE, offset=offset)
-            if not page.items and offset and page.total:
-                offset = max(0, (page.total - 1) // PAGE_SIZE * PAGE_SIZE)
-                page = desk.list_for(viewer, statuses=statuses, limit=PAGE_SIZE, offset=offset)
-            text = desk.render_list(page, offset=offset)
+            call.out.say(f"没有“{status}”这个状态。可选：{'、'.join(known)}。")
+            return
+        statuses = frozenset({status}) if status else None
+        cases, user = call.uow.cases, call.user
+        page = self.list_for(cases, user, statuses=statuses, limit=PAGE_SIZE, offset=offset)
+        if not page.items and offset and page.total:
+            offset = max(0, (page.total - 1) // PAGE_SIZE * PAGE_SIZE)
+            page = self.list_for(cases, user, statuses=statuses, limit=PAGE_SIZE, offset=offset)
         heading = f"【{status}】" if status else "【全部案件】"
-        if viewer.role is Role.CADRE:
-            heading += f" 辖区：{viewer.township or ''}{viewer.village or ''}"
-        return CaseListView(
-            f"{heading}\n{text}",
-            numbers=tuple(c.number for c in page.items),
-            offset=offset,
-            total=page.total,
-            status=status,
-        )
+        if user.role is Role.CADRE:
+            heading += f" 辖区：{user.township or ''}{user.village or ''}"
+        actions = [Action(f"查看 {c.number}", f"/case {c.number}") for c in page.items]
+        prefix = f"/cases {status} " if status else "/cases "
+        if offset > 0:
+            actions.append(Action("◀ 上一页", f"{prefix}+{max(0, offset - PAGE_SIZE)}"))
+        if offset + PAGE_SIZE < page.total:
+            actions.append(Action("下一页 ▶", f"{prefix}+{offset + PAGE_SIZE}"))
+        text = f"{heading}\n{self.render_list(page, offset=offset)}"
+        call.out.say(Reply(text, actions=tuple(actions), replaces_origin=call.via_button))
 
-    def due_digest(self, viewer: User) -> str:
-        if not is_staff(viewer):
-            return CADRE_ONLY
-        today = self._clock().date()
-        with self._uow_factory() as uow:
-            desk = self._desk(uow)
-            overdue = desk.overdue(viewer, today)
-            soon = desk.due_soon(viewer, today, self._due_soon_days)
-            return "\n\n".join(
-                (
-                    desk.render_due(overdue, heading="已逾期"),
-                    desk.render_due(soon, heading=f"{self._due_soon_days}天内到期"),
-                )
+    def _overdue(self, call: CommandCall) -> None:
+        call.out.say("\n\n".join(self._due_texts(call.uow.cases, call.user, call.now.date())))
+
+    def _set_status(self, call: CommandCall) -> None:
+        parts = call.argument.split(maxsplit=2)
+        if len(parts) < 2:
+            call.out.say(SETSTATUS_USAGE)
+            return
+        number, to_status = parts[0], parts[1]
+        note = parts[2] if len(parts) > 2 else ""
+        uow, actor = call.uow, call.user
+        try:
+            case = self.transition(uow.cases, actor, number, to_status, now=call.now, note=note)
+        except NoteRequired as refusal:
+            if call.via_button:  # ask for the reason; the answer comes back as a reply
+                prompt = _NOTE_PROMPT.format(number=number.strip().upper(), status=to_status)
+                call.out.say(Reply(prompt, expects_reply=True))
+            else:
+                call.out.say(refusal.message)
+            return
+        except CaseError as refusal:
+            call.out.say(refusal.message)
+            return
+        if call.via_button:
+            call.out.say(self._view(uow.cases, actor, case.number, call.now.date(), origin=True))
+        due = "".join(
+            f"\n{name}期限：{day.isoformat()}" for name, day in sorted(case.due_dates.items())
+        )
+        call.out.say(f"案件 {case.number} 已改为“{case.status}”。{due}")
+        submitter = uow.users.get(case.submitter_id)
+        if submitter is not None and submitter.id != actor.id:
+            title = self._title(case.case_type)
+            call.out.notices.append(
+                Notice(submitter, status_update_text(case, title, note.strip()))
             )
 
-    def daily_digests(self, channel: str) -> list[Digest]:
+    def _export(self, call: CommandCall) -> None:
+        viewer = call.user
+        cases: list[Case] = []
+        while True:
+            page = self.list_for(call.uow.cases, viewer, limit=EXPORT_BATCH, offset=len(cases))
+            cases.extend(page.items)
+            if not page.items or len(cases) >= page.total:
+                break
+        admin = viewer.role is Role.ADMIN
+        data = cases_workbook(cases, self._forms, unmasked=admin)
+        place = "全部" if admin else f"{viewer.township or ''}{viewer.village or ''}"
+        caption = f"案件台账：共 {len(cases)} 件。" + ("" if admin else "身份证号已脱敏。")
+        name = f"案件台账-{place}-{call.now.date():%Y%m%d}.xlsx"
+        call.out.files.append(OutgoingFile(name, data, caption))
+
+    @staticmethod
+    def note_reply(replying_to: str, text: str) -> str | None:
+        """The command a reply to the "请填写…理由" prompt stands for, else None."""
+        target = _NOTE_PROMPT_PATTERN.search(replying_to)
+        if target is None:
+            return None
+        return f"/setstatus {target[1]} {target[2]} {text}"
+
+    # ------------------------------------------------------------------ digests
+
+    def daily_digests(self, uow: OfficeUnitOfWork, channel: str) -> list[Digest]:
         """For every cadre and admin on ``channel``: what is overdue or due soon."""
         today = self._clock().date()
         digests: list[Digest] = []
-        with self._uow_factory() as uow:
-            desk = self._desk(uow)
-            staff = uow.users.list_users(roles=frozenset({Role.CADRE, Role.ADMIN}), channel=channel)
-            for user in staff:
-                if user.role is Role.CADRE and user.township is None:
-                    continue
-                overdue = desk.overdue(user, today)
-                soon = desk.due_soon(user, today, self._due_soon_days)
-                if not overdue and not soon:
-                    digests.append(Digest(user, ""))
-                    continue
-                text = "\n\n".join(
-                    (
-                        f"每日提醒（{today.isoformat()}）：",
-                        desk.render_due(overdue, heading="已逾期"),
-                        desk.render_due(soon, heading=f"{self._due_soon_days}天内到期"),
-                        "发送 /case 编号 办理，/overdue 随时查看。",
-                    )
+        staff = uow.users.list_users(roles=STAFF, channel=channel)
+        for user in staff:
+            if user.role is Role.CADRE and user.township is None:
+                continue
+            overdue = self.overdue(uow.cases, user, today)
+            soon = self.due_soon(uow.cases, user, today, self._due_soon_days)
+            if not overdue and not soon:
+                digests.append(Digest(user, ""))
+                continue
+            text = "\n\n".join(
+                (
+                    f"每日提醒（{today.isoformat()}）：",
+                    self.render_due(overdue, heading="已逾期"),
+                    self.render_due(soon, heading=f"{self._due_soon_days}天内到期"),
+                    "发送 /case 编号 办理，/overdue 随时查看。",
                 )
-                digests.append(Digest(user, text, len(overdue) + len(soon)))
+            )
+            digests.append(Digest(user, text, len(overdue) + len(soon)))
         return digests
 
-    # ------------------------------------------------------------------ one case
+    # ------------------------------------------------------------------ operations
 
-    def show(self, viewer: User, number: str) -> CaseView:
-        number = number.strip().split()[0] if number.strip() else ""
-        if not number:
-            return CaseView("请在命令后写上案件编号，例如：/case FX-2026-000001")
-        with self._uow_factory() as uow:
-            return self._view(uow, viewer, number)
+    def get(self, cases: CaseRepository, viewer: User, number: str) -> Case:
+        case = cases.get(number.strip().upper())
+        # Same answer for "no such case" and "not yours": numbers must not be probeable.
+        if case is None or not can_view(viewer, case):
+            raise CaseNotFound(f"没有找到编号为 {number.strip()} 的案件，或您无权查看。")
+        return case
 
-    def _view(self, uow: OfficeUnitOfWork, viewer: User, number: str) -> CaseView:
-        desk = self._desk(uow)
+    def transition(
+        self,
+        cases: CaseRepository,
+        actor: User,
+        number: str,
+        to_status: str,
+        *,
+        now: datetime,
+        note: str = "",
+    ) -> Case:
+        case = self.get(cases, actor, number)
+        if not can_work(actor, case):
+            raise PermissionDenied("只有案件所在辖区的干部或管理员可以办理该案件。")
+        workflow = self._workflows[case.case_type]
+        to_status = to_status.strip()
+        note = note.strip()
+        rule = workflow.rule(case.status, to_status)
+        if rule is None:
+            allowed = workflow.allowed_from(case.status)
+            options = "、".join(allowed) if allowed else "无（已办结）"
+            raise IllegalTransition(
+                f"案件 {case.number} 当前状态为“{case.status}”，不能改为“{to_status}”。"
+                f"可以改为：{options}。",
+                allowed,
+            )
+        if rule.note_required and not note:
+            raise NoteRequired(f"改为“{to_status}”必须填写理由，请补充说明后再提交。")
+        day = now.date()
+        if rule.guard is not None:
+            refusal = rule.guard(day)
+            if refusal:
+                raise CaseError(refusal)
+        due = dict(rule.sets_due(day)) if rule.sets_due else None
         try:
-            case = desk.get(viewer, number)
-            events = desk.events(viewer, number)
+            return cases.transition(
+                case.number,
+                expected_status=case.status,
+                to_status=to_status,
+                actor_id=actor.id,
+                at=now,
+                note=note,
+                due_dates=due,
+            )
+        except ConcurrentUpdateError:
+            raise CaseError(
+                f"案件 {case.number} 刚刚被其他人更新过，请重新查看后再操作。"
+            ) from None
+
+    def list_for(
+        self,
+        cases: CaseRepository,
+        viewer: User,
+        *,
+        statuses: frozenset[str] | None = None,
+        case_type: str | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> CasePage:
+        base = visible_query(viewer)
+        query = CaseQuery(
+            township=base.township,
+            village=base.village,
+            submitter_id=base.submitter_id,
+            statuses=statuses,
+            case_type=case_type,
+        )
+        return cases.list_cases(query, limit=limit, offset=max(0, offset))
+
+    def due_soon(
+        self, cases: CaseRepository, viewer: User, today: date, within_days: int
+    ) -> list[DueItem]:
+        """Open deadlines from today up to ``within_days`` days ahead, soonest first."""
+        items = self._open_due_items(cases, viewer, today + timedelta(days=within_days + 1), today)
+        return [i for i in items if i.due_on >= today]
+
+    def overdue(self, cases: CaseRepository, viewer: User, today: date) -> list[DueItem]:
+        """Open deadlines already passed, most overdue first."""
+        return self._open_due_items(cases, viewer, today, today)
+
+    def _open_due_items(
+        self, cases: CaseRepository, viewer: User, before: date, today: date
+    ) -> list[DueItem]:
+        if viewer.role is Role.FARMER:
+            return []
+        base = visible_query(viewer)
+        open_statuses = frozenset(s for w in self._workflows.values() for s in w.open_dues)
+        names = frozenset(
+            n for w in self._workflows.values() for v in w.open_dues.values() for n in v
+        )
+        query = CaseQuery(township=base.township, village=base.village, statuses=open_statuses)
+        items: list[DueItem] = []
+        for case in cases.due_before(query, before, due_names=names):
+            workflow = self._workflows.get(case.case_type)
+            if workflow is None:
+                continue
+            for name in sorted(workflow.open_dues.get(case.status, frozenset())):
+                due_on = case.due_dates.get(name)
+                if due_on is not None and due_on < before:
+                    items.append(DueItem(case, name, due_on, (due_on - today).days))
+        items.sort(key=lambda i: (i.due_on, i.case.number))
+        return items
+
+    def events(self, cases: CaseRepository, viewer: User, number: str) -> Sequence[CaseEvent]:
+        case = self.get(cases, viewer, number)
+        return cases.events(case.number)
+
+    # ------------------------------------------------------------------ views
+
+    def _title(self, case_type: str) -> str:
+        workflow = self._workflows.get(case_type)
+        return workflow.title if workflow else case_type
+
+    def _due_texts(self, cases: CaseRepository, user: User, today: date) -> tuple[str, str]:
+        return (
+            self.render_due(self.overdue(cases, user, today), heading="已逾期"),
+            self.render_due(
+                self.due_soon(cases, user, today, self._due_soon_days),
+                heading=f"{self._due_soon_days}天内到期",
+            ),
+        )
+
+    def _view(
+        self, cases: CaseRepository, viewer: User, number: str, today: date, *, origin: bool = False
+    ) -> Reply:
+        """The case as a reply with a button for each status the viewer may move it to."""
+        try:
+            case = self.get(cases, viewer, number)
+            events = cases.events(case.number)
         except CaseError as refusal:
-            return CaseView(refusal.message)
-        text = desk.render(case, viewer, today=self._clock().date(), events=events)
-        steps: list[NextStep] = []
+            return Reply(refusal.message)
+        text = self.render(case, viewer, today=today, events=events)
+        actions: list[Action] = []
         workflow = self._workflows.get(case.case_type)
         if workflow is not None and can_work(viewer, case):
             for to_status in workflow.allowed_from(case.status):
                 rule = workflow.rule(case.status, to_status)
-                steps.append(NextStep(to_status, bool(rule and rule.note_required)))
-        return CaseView(text, case.number, tuple(steps))
+                hint = "（需填理由）" if rule and rule.note_required else ""
+                actions.append(
+                    Action(
+                        f"改为：{to_status}{hint}",
+                        f"/setstatus {case.number} {to_status}",
+                        ActionKind.STEP,
+                    )
+                )
+        return Reply(text, actions=tuple(actions), replaces_origin=origin)
 
-    def transition(
-        self, actor: User, number: str, to_status: str, note: str = ""
-    ) -> TransitionOutcome:
-        if not is_staff(actor):
-            return TransitionOutcome(False, CADRE_ONLY)
-        now = self._clock()
-        with self._uow_factory() as uow:
-            desk = self._desk(uow)
-            try:
-                case = desk.transition(actor, number, to_status, now=now, note=note)
-            except CaseError as refusal:
-                return TransitionOutcome(False, refusal.message)
-            submitter = uow.users.get(case.submitter_id)
-            uow.commit()
-            view = self._view(uow, actor, case.number)
+    def render(
+        self, case: Case, viewer: User, *, today: date, events: Sequence[CaseEvent] = ()
+    ) -> str:
+        """The case as text for ``viewer``; ID numbers masked unless the viewer is admin."""
+        unmasked = viewer.role is Role.ADMIN
         workflow = self._workflows.get(case.case_type)
-        title = workflow.title if workflow else "申报"
-        notices: tuple[Notice, ...] = ()
-        if submitter is not None and submitter.id != actor.id:
-            notices = (Notice(submitter, status_update_text(case, title, note.strip())),)
-        due = "".join(
-            f"\n{name}期限：{day.isoformat()}" for name, day in sorted(case.due_dates.items())
-        )
-        return TransitionOutcome(
-            True, f"案件 {case.number} 已改为“{case.status}”。{due}", view, notices
-        )
+        lines = [
+            f"案件 {case.number}（{self._title(case.case_type)}）",
+            f"状态：{case.status}",
+            f"地点：{case.township} {case.village}",
+            f"提交时间：{case.submitted_at:%Y-%m-%d %H:%M}",
+        ]
+        still_open = workflow.open_dues.get(case.status, frozenset()) if workflow else frozenset()
+        for name, due_on in sorted(case.due_dates.items(), key=lambda kv: kv[1]):
+            hint = _due_hint(due_on, today) if name in still_open else ""
+            lines.append(f"期限·{name}：{due_on.isoformat()}{hint}")
+        lines.append("—— 申报内容 ——")
+        lines.extend(self._field_lines(case, unmasked=unmasked))
+        if events:
+            lines.append("—— 办理记录 ——")
+            for event in events:
+                step = (
+                    f"{event.from_status} → {event.to_status}"
+                    if event.from_status
+                    else f"提交（{event.to_status}）"
+                )
+                note = f"：{_mask(event.note, unmasked)}" if event.note else ""
+                lines.append(f"{event.at:%Y-%m-%d %H:%M} {step}{note}")
+        if workflow and can_work(viewer, case):
+            allowed = workflow.allowed_from(case.status)
+            if allowed:
+                lines.append(f"可办理为：{'、'.join(allowed)}")
+        return "\n".join(lines)
 
-    def needs_note(self, actor: User, number: str, to_status: str) -> bool:
-        """Whether moving the case to ``to_status`` requires a reason (asked before acting)."""
-        with self._uow_factory() as uow:
-            try:
-                case = self._desk(uow).get(actor, number)
-            except CaseError:
-                return False
-        workflow = self._workflows.get(case.case_type)
-        rule = workflow.rule(case.status, to_status) if workflow else None
-        return bool(rule and rule.note_required)
+    def render_list(self, page: CasePage, *, offset: int = 0) -> str:
+        if not page.items:
+            return "没有找到案件。"
+        lines = [f"共 {page.total} 件，第 {offset + 1}-{offset + len(page.items)} 件："]
+        for case in page.items:
+            lines.append(
+                f"{case.number} {self._title(case.case_type)} {case.status} "
+                f"{case.township}{case.village} {case.submitted_at:%Y-%m-%d}"
+            )
+        return "\n".join(lines)
 
-    # ------------------------------------------------------------------ export
+    def render_due(self, items: Sequence[DueItem], *, heading: str) -> str:
+        if not items:
+            return f"{heading}：无。"
+        lines = [f"{heading}："]
+        for item in items:
+            when = f"已逾期{-item.days_left}天" if item.days_left < 0 else f"剩{item.days_left}天"
+            lines.append(
+                f"{item.case.number} {item.case.status} {item.due_name} "
+                f"{item.due_on.isoformat()}（{when}）{item.case.township}{item.case.village}"
+            )
+        return "\n".join(lines)
 
-    def export(self, viewer: User) -> ExportFile | str:
-        """The viewer's cases as an .xlsx ledger, or a refusal text."""
-        if not is_staff(viewer):
-            return CADRE_ONLY
-        cases: list[Case] = []
-        with self._uow_factory() as uow:
-            desk = self._desk(uow)
-            while True:
-                page = desk.list_for(viewer, limit=EXPORT_BATCH, offset=len(cases))
-                cases.extend(page.items)
-                if not page.items or len(cases) >= page.total:
-                    break
-        data = cases_workbook(
-            cases, self._forms, unmasked=viewer.role is Role.ADMIN, workflows=self._workflows
-        )
-        today = self._clock().date()
-        place = (
-            "全部"
-            if viewer.role is Role.ADMIN
-            else f"{viewer.township or ''}{viewer.village or ''}"
-        )
-        return ExportFile(f"案件台账-{place}-{today:%Y%m%d}.xlsx", data, len(cases))
+    def _field_lines(self, case: Case, *, unmasked: bool) -> list[str]:
+        form = self._forms.get(case.case_type)
+        lines: list[str] = []
+        shown: set[str] = set()
+        extra_labels = form.extra_field_labels if form is not None else {}
+        if form is not None:
+            for spec in form.fields:
+                if spec.name in case.fields:
+                    value = spec.display(case.fields[spec.name], mask=not unmasked)
+                    lines.append(f"{spec.label}：{_mask(value, unmasked)}")
+                    shown.add(spec.name)
+        for name, raw in case.fields.items():  # derived fields (e.g. 申报批次)
+            if name not in shown:
+                label = extra_labels.get(name, name)
+                lines.append(f"{label}：{_mask(_plain(raw), unmasked)}")
+        return lines
+
+
+def _mask(text: str, unmasked: bool) -> str:
+    return text if unmasked else mask_sensitive(text, mask_phones=False)
+
+
+def _plain(value: JSONValue) -> str:
+    if isinstance(value, list):
+        return "、".join(str(v) for v in value)
+    return "（未填）" if value is None else str(value)
+
+
+def _due_hint(due_on: date, today: date) -> str:
+    days = (due_on - today).days
+    if days < 0:
+        return f"（已逾期{-days}天）"
+    if days == 0:
+        return "（今天到期）"
+    return f"（剩{days}天）"

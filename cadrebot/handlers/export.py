@@ -1,20 +1,21 @@
-"""The case ledger (台账) as an Excel workbook: one sheet per case type, Chinese headers.
+"""The case ledger (台账) as an Excel workbook: one sheet per form, Chinese headers.
 
+Everything comes from the forms: the sheets (in registry order, titled by each form's
+workflow), the columns (the form's fields, the fields it adds to a case, its workflow's due
+dates). Anything a case carries beyond that (older data) is kept in extra columns at the end.
 ID numbers are masked unless the reader is an admin, the same rule as every case view.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 
 from openpyxl import Workbook
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
-from cadrebot.handlers.cases import WORKFLOWS, Workflow
 from cadrebot.handlers.forms.engine import FormRegistry
-from cadrebot.handlers.forms.subsidy import ROUND_FIELD
 from cadrebot.handlers.masking import mask_sensitive
 from cadrebot.handlers.ports import Case, JSONValue
 
@@ -36,11 +37,15 @@ def ledger_rows(
     """Headers and rows of one case type's sheet (pure; the workbook is built from these)."""
     form = forms.get(case_type)
     specs = list(form.fields) if form is not None else []
-    extra = sorted({name for case in cases for name in case.fields} - {s.name for s in specs})
-    due_names = sorted({name for case in cases for name in case.due_dates})
+    labels = dict(form.extra_field_labels) if form is not None else {}
+    declared_dues = form.workflow.due_names if form is not None else []
+    known = {s.name for s in specs} | set(labels)
+    extra = [*labels, *sorted({n for case in cases for n in case.fields} - known)]
+    present_dues = {name for case in cases for name in case.due_dates}
+    due_names = [*declared_dues, *sorted(present_dues - set(declared_dues))]
     headers = list(BASE_HEADERS)
     headers += [spec.label for spec in specs]
-    headers += ["申报批次" if name == ROUND_FIELD else name for name in extra]
+    headers += [labels.get(name, name) for name in extra]
     headers += [f"期限·{name}" for name in due_names]
     rows: list[list[str]] = []
     for case in cases:
@@ -71,19 +76,17 @@ def cases_workbook(
     forms: FormRegistry,
     *,
     unmasked: bool,
-    workflows: Mapping[str, Workflow] = WORKFLOWS,
 ) -> bytes:
-    """The .xlsx file: a sheet per workflow (even when empty, so the layout is stable)."""
-    by_type: dict[str, list[Case]] = {name: [] for name in workflows}
+    """The .xlsx file: a sheet per form (even when empty, so the layout is stable), titled by
+    its workflow; cases of a type no form knows get a sheet of their own after those."""
+    by_type: dict[str, list[Case]] = {form.name: [] for form in forms.all()}
     for case in cases:
         by_type.setdefault(case.case_type, []).append(case)
     workbook = Workbook()
     workbook.remove(workbook.active)
     bold = Font(bold=True)
     for case_type, items in by_type.items():
-        workflow = workflows.get(case_type)
-        title = (workflow.title if workflow else case_type)[:EXCEL_SHEET_TITLE_MAX]
-        sheet = workbook.create_sheet(title=title)
+        sheet = workbook.create_sheet(title=_sheet_title(case_type, forms))
         headers, rows = ledger_rows(items, case_type, forms, unmasked=unmasked)
         sheet.append(headers)
         for cell in sheet[1]:
@@ -97,3 +100,9 @@ def cases_workbook(
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
+
+
+def _sheet_title(case_type: str, forms: FormRegistry) -> str:
+    form = forms.get(case_type)
+    title = form.workflow.title if form is not None else case_type
+    return title[:EXCEL_SHEET_TITLE_MAX]

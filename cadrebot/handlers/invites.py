@@ -12,26 +12,22 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
+from cadrebot.handlers.commands import ADMINS, Command, CommandCall
 from cadrebot.handlers.ports import (
     ConcurrentUpdateError,
     NewInvite,
     NotFoundError,
     OfficeUnitOfWork,
-    OfficeUnitOfWorkFactory,
     Role,
     User,
+    UserRepository,
 )
 
 log = logging.getLogger(__name__)
 
-ADMIN_ONLY = "抱歉，该命令仅限管理员使用。"
-CADRE_ONLY = (
-    "抱歉，该命令仅限已登记的干部使用。干部请向管理员索取邀请码，"
-    "然后发送“/register 邀请码”完成登记。"
-)
 # No 0/O, 1/I/L: codes are read out over the phone and typed on small keyboards.
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 CODE_LENGTH = 8
@@ -51,69 +47,68 @@ def normalize_code(text: str) -> str:
     return code
 
 
-def is_staff(user: User) -> bool:
-    return user.role in (Role.CADRE, Role.ADMIN)
-
-
 def jurisdiction_label(township: str | None, village: str | None) -> str:
     return f"{township or ''}{village or ''}" or "（未指定）"
 
 
 class RoleBook:
-    """Resolves the user behind a message and keeps the admin role in step with settings."""
+    """Resolves the user behind a message and keeps the admin role in step with settings.
 
-    def __init__(
-        self, uow_factory: OfficeUnitOfWorkFactory, *, channel: str, admin_ids: frozenset[str]
-    ) -> None:
-        self._uow_factory = uow_factory
-        self._channel = channel
-        self._admin_ids = admin_ids
+    ``admin_ids``: per channel, the channel user ids that are admins.
+    """
 
-    @property
-    def channel(self) -> str:
-        return self._channel
+    def __init__(self, admin_ids: Mapping[str, frozenset[str]] | None = None) -> None:
+        self._admin_ids = dict(admin_ids or {})
 
-    def is_admin_id(self, external_id: str) -> bool:
-        return external_id in self._admin_ids
-
-    def identify(self, external_id: str, display_name: str) -> User:
-        with self._uow_factory() as uow:
-            user = self.identify_in(uow, external_id, display_name)
-            uow.commit()
-        return user
-
-    def identify_in(self, uow: OfficeUnitOfWork, external_id: str, display_name: str) -> User:
-        user = uow.users.get_or_create(self._channel, external_id, display_name)
-        if external_id in self._admin_ids and user.role is not Role.ADMIN:
-            user = uow.users.set_role(user.id, Role.ADMIN, None, None)
+    def identify_in(
+        self, users: UserRepository, channel: str, external_id: str, display_name: str
+    ) -> User:
+        user = users.get_or_create(channel, external_id, display_name)
+        listed = external_id in self._admin_ids.get(channel, frozenset())
+        if listed and user.role is not Role.ADMIN:
+            user = users.set_role(user.id, Role.ADMIN, None, None)
             log.info("user %s promoted to admin (listed in settings)", user.id)
-        elif external_id not in self._admin_ids and user.role is Role.ADMIN:
-            user = uow.users.set_role(user.id, Role.FARMER, None, None)
+        elif not listed and user.role is Role.ADMIN:
+            user = users.set_role(user.id, Role.FARMER, None, None)
             log.warning("user %s is no longer listed as admin; role removed", user.id)
         return user
 
 
-class InviteService:
-    """The invite and registration commands. Every method returns the Chinese reply."""
+class InviteDesk:
+    """The invite and registration commands."""
 
     def __init__(
         self,
-        uow_factory: OfficeUnitOfWorkFactory,
-        roles: RoleBook,
         *,
         clock: Callable[[], datetime],
         valid_days: int = 7,
         code_factory: Callable[[], str] = new_invite_code,
     ) -> None:
-        self._uow_factory = uow_factory
-        self._roles = roles
         self._clock = clock
         self._valid = timedelta(days=valid_days)
         self._code_factory = code_factory
 
-    def create(self, admin: User, argument: str) -> str:
-        if admin.role is not Role.ADMIN:
-            return ADMIN_ONLY
+    def commands(self) -> list[Command]:
+        return [
+            Command("register", "干部登记", self._register, usage="邀请码", menu=True),
+            Command("invite", "生成干部邀请码", self._invite, ADMINS, usage="乡镇 [村]"),
+            Command("invites", "邀请码和干部名单", self._overview, ADMINS),
+            Command("revoke", "作废邀请码", self._revoke, ADMINS, usage="邀请码"),
+        ]
+
+    def _invite(self, call: CommandCall) -> None:
+        call.out.say(self.create(call.uow, call.user, call.argument))
+
+    def _register(self, call: CommandCall) -> None:
+        call.out.say(self.register(call.uow, call.user, call.argument))
+
+    def _overview(self, call: CommandCall) -> None:
+        call.out.say(self.overview(call.uow))
+
+    def _revoke(self, call: CommandCall) -> None:
+        call.out.say(self.revoke(call.uow, call.argument))
+
+    def create(self, uow: OfficeUnitOfWork, admin: User, argument: str) -> str:
         parts = argument.split()
         if not parts or len(parts) > 2:
             return (
@@ -122,25 +117,23 @@ class InviteService:
         township = parts[0]
         village = parts[1] if len(parts) == 2 else None
         now = self._clock()
-        with self._uow_factory() as uow:
-            for _ in range(5):  # a collision is astronomically rare; retry a few times anyway
-                try:
-                    invite = uow.invites.create(
-                        NewInvite(
-                            code=self._code_factory(),
-                            township=township,
-                            village=village,
-                            created_by_id=admin.id,
-                            created_at=now,
-                            expires_at=now + self._valid,
-                        )
+        for _ in range(5):  # a collision is astronomically rare; retry a few times anyway
+            try:
+                invite = uow.invites.create(
+                    NewInvite(
+                        code=self._code_factory(),
+                        township=township,
+                        village=village,
+                        created_by_id=admin.id,
+                        created_at=now,
+                        expires_at=now + self._valid,
                     )
-                    break
-                except ConcurrentUpdateError:
-                    continue
-            else:
-                return "生成邀请码失败，请稍后再试。"
-            uow.commit()
+                )
+                break
+            except ConcurrentUpdateError:
+                continue
+        else:
+            return "生成邀请码失败，请稍后再试。"
         expires = f"{invite.expires_at:%Y-%m-%d %H:%M}" if invite.expires_at else "长期"
         return (
             f"邀请码：{invite.code}\n"
@@ -149,7 +142,7 @@ class InviteService:
             f"请转交干部本人，在本机器人中发送：/register {invite.code}"
         )
 
-    def register(self, user: User, argument: str) -> str:
+    def register(self, uow: OfficeUnitOfWork, user: User, argument: str) -> str:
         code = normalize_code(argument)
         if not code:
             return "用法：/register 邀请码，例如：/register YQ-ABCD2345（邀请码向管理员索取）。"
@@ -157,16 +150,14 @@ class InviteService:
             return "您是管理员，已拥有全部权限，无需登记。"
         now = self._clock()
         refusal = "邀请码无效或已失效，请核对后重试，或向管理员重新索取。"
-        with self._uow_factory() as uow:
-            invite = uow.invites.get(code)
-            if invite is None or not invite.usable(now):
-                return refusal
-            try:
-                uow.invites.redeem(code, user.id, now)
-            except (NotFoundError, ConcurrentUpdateError):
-                return refusal
-            cadre = uow.users.set_role(user.id, invite.role, invite.township, invite.village)
-            uow.commit()
+        invite = uow.invites.get(code)
+        if invite is None or not invite.usable(now):
+            return refusal
+        try:
+            uow.invites.redeem(code, user.id, now)
+        except (NotFoundError, ConcurrentUpdateError):
+            return refusal
+        cadre = uow.users.set_role(user.id, invite.role, invite.township, invite.village)
         log.info("user %s registered as %s", cadre.id, cadre.role)
         place = jurisdiction_label(cadre.township, cadre.village)
         return (
@@ -174,13 +165,10 @@ class InviteService:
             "发送 /cases 查看辖区案件，/overdue 查看即将到期和已逾期事项，/help 查看全部命令。"
         )
 
-    def overview(self, admin: User) -> str:
-        if admin.role is not Role.ADMIN:
-            return ADMIN_ONLY
+    def overview(self, uow: OfficeUnitOfWork) -> str:
         now = self._clock()
-        with self._uow_factory() as uow:
-            codes = [c for c in uow.invites.list_codes() if c.usable(now)]
-            cadres = uow.users.list_users(roles=frozenset({Role.CADRE}))
+        codes = [c for c in uow.invites.list_codes() if c.usable(now)]
+        cadres = uow.users.list_users(roles=frozenset({Role.CADRE}))
         lines = ["未使用的邀请码："]
         lines += [
             f"{c.code} {jurisdiction_label(c.township, c.village)} "
@@ -198,27 +186,23 @@ class InviteService:
         lines.append("发送“/revoke 邀请码”作废邀请码，已登记的干部同时取消干部权限。")
         return "\n".join(lines)
 
-    def revoke(self, admin: User, argument: str) -> str:
-        if admin.role is not Role.ADMIN:
-            return ADMIN_ONLY
+    def revoke(self, uow: OfficeUnitOfWork, argument: str) -> str:
         code = normalize_code(argument)
         if not code:
             return "用法：/revoke 邀请码，例如：/revoke YQ-ABCD2345"
-        with self._uow_factory() as uow:
-            try:
-                invite = uow.invites.revoke(code)
-            except NotFoundError:
-                return f"没有找到邀请码 {code}。"
-            demoted = ""
-            if invite.used_by_id is not None:
-                holder = uow.users.get(invite.used_by_id)
-                # Only the role this code granted: the holder may have re-registered since.
-                if (
-                    holder is not None
-                    and holder.role is Role.CADRE
-                    and (holder.township, holder.village) == (invite.township, invite.village)
-                ):
-                    uow.users.set_role(holder.id, Role.FARMER, None, None)
-                    demoted = f"，{holder.display_name or '该用户'}的干部权限已取消"
-            uow.commit()
+        try:
+            invite = uow.invites.revoke(code)
+        except NotFoundError:
+            return f"没有找到邀请码 {code}。"
+        demoted = ""
+        if invite.used_by_id is not None:
+            holder = uow.users.get(invite.used_by_id)
+            # Only the role this code granted: the holder may have re-registered since.
+            if (
+                holder is not None
+                and holder.role is Role.CADRE
+                and (holder.township, holder.village) == (invite.township, invite.village)
+            ):
+                uow.users.set_role(holder.id, Role.FARMER, None, None)
+                demoted = f"，{holder.display_name or '该用户'}的干部权限已取消"
         return f"邀请码 {code} 已作废{demoted}。"

@@ -1,9 +1,9 @@
 """Ports: the plain data and the small protocols the conversation logic depends on.
 
 Everything here is storage-agnostic: dataclasses and ``typing.Protocol``s only, no SQLAlchemy.
-``cadrebot.storage`` implements the protocols (SQLite and PostgreSQL); the handler tests use
-in-memory fakes. All calls are synchronous; the Telegram layer runs
-:meth:`ConversationService.handle` in a worker thread.
+``cadrebot.storage`` implements the protocols (SQLite and PostgreSQL; the handler tests run
+on a real temporary SQLite database). All calls are synchronous; channels run
+:meth:`ConversationService.turn` in a worker thread.
 
 Transactions
 ------------
@@ -30,11 +30,12 @@ Asia/Shanghai). Implementations must hand back aware datetimes equal to what the
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
+from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self, TypeAlias
 
@@ -345,19 +346,74 @@ class UnitOfWorkFactory(Protocol):
 
 # --------------------------------------------------------------------------- Q&A
 
+NOT_FOUND_TEXT = "知识库中没有找到相关规定。"
+""":attr:`PolicyAnswer.answer` when the knowledge base has no answer."""
 
-class PolicyAnswer(Protocol):
-    """What the Q&A module returns: the reply text (with citations), whether the knowledge
-    base had an answer, and the cited chunk ids."""
+
+@dataclass(frozen=True)
+class Citation:
+    """A passage an answer quotes, with where it stands."""
+
+    doc_title: str
+    doc_number: str
+    section: str
+    text: str
+    score: float
+    level: str = ""
+    region: str = ""
+    responsible: str = ""
+    chunk_id: str = ""
+
+    def to_json(self) -> dict[str, JSONValue]:
+        return {
+            "doc_title": self.doc_title,
+            "doc_number": self.doc_number,
+            "section": self.section,
+            "text": self.text,
+            "score": round(self.score, 6),
+            "level": self.level,
+            "region": self.region,
+            "responsible": self.responsible,
+            "chunk_id": self.chunk_id,
+        }
+
+    def label(self) -> str:
+        """文件标题（文号）› 章节 › 条目 — the way a cadre quotes it."""
+        title = f"《{self.doc_title}》" + (f"（{self.doc_number}）" if self.doc_number else "")
+        return f"{title} › {self.section}" if self.section else title
+
+
+@dataclass
+class PolicyAnswer:
+    """What the Q&A module returns: the answer body, whether the knowledge base had an
+    answer, and the passages it cites (best first)."""
+
+    question: str
+    found: bool
+    answer: str  # the answer body: sentences from the documents, or the not-found message
+    citations: list[Citation] = field(default_factory=list)
+    latency_ms: float = 0.0
+    kb_version: str = ""  # the index version that answered
 
     @property
-    def text(self) -> str: ...
+    def text(self) -> str:
+        """The chat reply: the answer with its citations (:func:`handlers.qa.render_answer`)."""
+        # Imported here: qa imports this module.
+        from cadrebot.handlers.qa import render_answer
+
+        return render_answer(self)
 
     @property
-    def found(self) -> bool: ...
+    def chunk_ids(self) -> list[str]:
+        return [c.chunk_id for c in self.citations]
 
-    @property
-    def chunk_ids(self) -> Sequence[str]: ...
+    def to_json(self) -> dict[str, JSONValue]:
+        return {
+            "found": self.found,
+            "answer": self.answer,
+            "citations": [c.to_json() for c in self.citations],
+            "latency_ms": round(self.latency_ms, 3),
+        }
 
 
 class PolicyAnswerer(Protocol):
@@ -369,20 +425,51 @@ class PolicyAnswerer(Protocol):
 
 @dataclass(frozen=True)
 class Option:
-    """A choice the user can tap. ``payload`` is what comes back as the user's text."""
+    """An answer to the question being asked (a form choice). ``payload`` is what comes back
+    as the user's text when it is tapped."""
 
     label: str
     payload: str
 
 
+class ActionKind(StrEnum):
+    FEEDBACK = "feedback"  # rate an answer: channels without buttons may leave it out
+    SOURCES = "sources"  # more sources of an answer
+    NAVIGATE = "navigate"  # open or page through something (a case, a case list)
+    STEP = "step"  # change something (a case's status)
+    START = "start"  # start a form or a command (立即申报)
+
+
+@dataclass(frozen=True)
+class Action:
+    """Something the user can do about a reply (a button). ``command`` is sent back through
+    the conversation core as the user's text, so typing it works the same as tapping."""
+
+    label: str
+    command: str
+    kind: ActionKind = ActionKind.NAVIGATE
+
+
 @dataclass(frozen=True)
 class Reply:
-    """One outgoing message. Channels render ``options`` their own way (Telegram: buttons;
-    console: numbered lines); ``options`` are hints, typing the text always works too."""
+    """One outgoing message. Channels render ``options`` and ``actions`` their own way
+    (Telegram: buttons; console: numbered lines and commands to type); typing works too.
+
+    ``selected``: the options of a multi-choice question chosen so far (marked ✓).
+    ``replaces_origin``: when the turn came from a button, this reply is the new content of
+    the message that button belongs to (a toggled choice, the next page of a list).
+    ``expects_reply``: the next message is the answer to this one (Telegram: ForceReply);
+    the channel passes this reply's text back as ``replying_to``.
+    """
 
     text: str
     options: tuple[Option, ...] = ()
     multi_select: bool = False  # options toggle; the user finishes with 完成
+    selected: tuple[str, ...] = ()
+    actions: tuple[Action, ...] = ()
+    replaces_origin: bool = False
+    expects_reply: bool = False
+    is_answer: bool = False  # a policy answer (it takes 👍/👎 and 更多出处)
 
 
 # --------------------------------------------------------------------------- back office
@@ -533,4 +620,124 @@ class OfficeUnitOfWork(UnitOfWork, Protocol):
 
 
 class OfficeUnitOfWorkFactory(Protocol):
-    def __call__(self) -> OfficeUnitOfWork: ...
+    def __call__(self, *, read_only: bool = False) -> OfficeUnitOfWork:
+        """A new unit of work; ``read_only`` as for :class:`UnitOfWorkFactory`."""
+        ...
+
+
+# --------------------------------------------------------------------------- knowledge base
+# What the knowledge-base administration needs of the index and of the knowledge folder.
+# The indexer package implements both (its ``published`` and ``folder`` modules).
+
+BuildProgress: TypeAlias = Callable[[int, int], None]
+"""Called with (passages embedded so far, passages to embed) while an index builds."""
+
+
+class KnowledgeError(Exception):
+    """The knowledge folder refuses a document, or the index cannot be built from it.
+    ``message`` is Chinese and says what to do."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    """What an index build did."""
+
+    version: str | None  # the serving version after the build (None: nothing built)
+    documents: int = 0
+    chunks: int = 0
+    embedded: int = 0  # passages embedded by the model in this build
+    reused: int = 0  # passages taken from the embedding cache
+    seconds: float = 0.0
+    up_to_date: bool = False  # nothing had changed: no new version
+    added: tuple[str, ...] = ()  # document ids
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class IndexedDocument:
+    """One document of the published index."""
+
+    source: str  # its file name in the knowledge folder
+    title: str
+    doc_number: str
+    content_hash: str
+    chunks: int
+
+
+@dataclass(frozen=True)
+class IndexOverview:
+    """The published index: ``version`` is None when none has been built yet."""
+
+    version: str | None = None
+    built_at: datetime | None = None
+    chunk_count: int = 0
+    documents: tuple[IndexedDocument, ...] = ()
+
+
+@dataclass(frozen=True)
+class IndexHit:
+    """One passage a search found, with its scores (for the admin's hit test)."""
+
+    score: float  # fused score, comparable only within one query
+    dense: float  # cosine similarity of query and passage
+    lexical: float  # BM25 score
+    coverage: float  # share of the query's terms present in the passage
+    doc_title: str
+    section: str  # heading path, "一、… › 1. …"; empty for none
+    text: str
+
+
+class KnowledgeIndex(Protocol):
+    """The search index built from the knowledge folder."""
+
+    def build(self, progress: BuildProgress | None = None) -> BuildSummary:
+        """Index what changed in the folder and publish it as a new version (the serving
+        searcher keeps the old one until :meth:`reload_if_changed`). Raises
+        :class:`KnowledgeError` if a document cannot be read."""
+        ...
+
+    def reload_if_changed(self) -> bool:
+        """Switch the searcher to a newer published version; True when it did."""
+        ...
+
+    def overview(self) -> IndexOverview: ...
+
+    def hit_test(self, query: str, top_k: int = 5) -> Sequence[IndexHit]: ...
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    file_name: str
+    replaced: bool  # a document of that name was there before
+    title: str
+
+
+class KnowledgeFolder(Protocol):
+    """The folder of policy documents the index is built from (and its catalog)."""
+
+    @property
+    def max_upload_bytes(self) -> int: ...
+
+    def document_names(self) -> Sequence[str]:
+        """The file names of the documents, sorted."""
+        ...
+
+    def check_upload(self, file_name: str, size: int | None) -> str:
+        """The name an announced upload would be stored under; raises :class:`KnowledgeError`
+        if its name, type or size is refused or another document has the same stem."""
+        ...
+
+    def store_upload(self, file_name: str, downloaded: Path) -> StoredDocument:
+        """Check the downloaded file (as :meth:`check_upload`, and that it has readable text)
+        and move it into the folder, adding a catalog entry read from its header unless the
+        catalog has one. Raises :class:`KnowledgeError` if refused."""
+        ...
+
+    def remove(self, file_name: str) -> None:
+        """Delete a document (one of :meth:`document_names`) and its catalog entry."""
+        ...

@@ -1,275 +1,33 @@
-"""Policy Q&A: pick the sentences that answer the question and cite where they stand.
+"""Policy Q&A: the /ask, /more (更多出处) and /rate (👍/👎) commands, and the replies: the
+answer with where it is written, and the further sources.
 
-Extractive on purpose: every word of an answer is a word of a document, so a cadre can quote
-it. No generation, no paraphrase. When the best passages do not cover the question, the reply
-says so instead of offering the nearest passage as if it answered.
+The answer itself comes from a :class:`~cadrebot.handlers.ports.PolicyAnswerer` (the
+knowledge base's extractive composer); this module only renders it for the chat.
 """
 
 from __future__ import annotations
 
-import re
-import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from cadrebot.handlers.commands import Command, CommandCall
+from cadrebot.handlers.ports import NOT_FOUND_TEXT as NOT_FOUND_TEXT
+from cadrebot.handlers.ports import (
+    Action,
+    ActionKind,
+    ConversationKey,
+    ExchangeKind,
+    Feedback,
+    NotFoundError,
+    PolicyAnswer,
+    PolicyAnswerer,
+)
 
-from cadrebot.indexer.sentences import QuestionShape, question_shape, split_sentences
-from cadrebot.indexer.types import Chunk, ChunkKind, DocumentMeta
-
-MAX_BODY_CHARS = 300
-NOT_FOUND_TEXT = "知识库中没有找到相关规定。"
 NOT_FOUND_HINT = (
     "可以换个说法再问，或写明具体事项和地区（如“信丰县产业奖补”）；"
     "政策以当地乡村振兴部门解释为准，也可拨打12317咨询。"
 )
 
 
-class Hit(Protocol):
-    """What the composer needs of a search result (HybridSearcher's SearchHit satisfies it)."""
-
-    @property
-    def chunk(self) -> Chunk: ...
-
-    @property
-    def meta(self) -> DocumentMeta: ...
-
-    @property
-    def score(self) -> float: ...
-
-    @property
-    def dense(self) -> float: ...
-
-    @property
-    def coverage(self) -> float: ...
-
-    @property
-    def sentence_scores(self) -> tuple[float, ...]: ...
-
-    @property
-    def best_sentence(self) -> float: ...
-
-
-class Retriever(Protocol):
-    @property
-    def version(self) -> str: ...
-
-    def search(self, query: str, top_k: int = 5) -> Sequence[Hit]: ...
-
-    def known_place(self, name: str) -> bool: ...
-
-    def place_names(self, query: str) -> list[str]: ...
-
-
-@dataclass(frozen=True)
-class AnswerPolicy:
-    """Thresholds calibrated on eval/dev.jsonl (README, "Quality")."""
-
-    # The best sentence of the best passage (with its title and headings) must carry this
-    # idf-weighted share of the question's terms. Dev set: answerable questions ≥ 0.55,
-    # unanswerable ones ≤ 0.27; the cut sits between.
-    min_sentence_coverage: float = 0.4
-    min_dense: float = 0.80  # cosine of question and best passage
-    second_level_ratio: float = 0.75  # a passage of the other level within this share of the best
-    second_level_sentence: float = 0.9  # … whose best sentence answers nearly as well
-    top_k: int = 5
-
-
-@dataclass(frozen=True)
-class Citation:
-    doc_title: str
-    doc_number: str
-    section: str
-    text: str
-    score: float
-    level: str = ""
-    region: str = ""
-    responsible: str = ""
-    chunk_id: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "doc_title": self.doc_title,
-            "doc_number": self.doc_number,
-            "section": self.section,
-            "text": self.text,
-            "score": round(self.score, 6),
-            "level": self.level,
-            "region": self.region,
-            "responsible": self.responsible,
-            "chunk_id": self.chunk_id,
-        }
-
-    def label(self) -> str:
-        """文件标题（文号）› 章节 › 条目 — the way a cadre quotes it."""
-        title = f"《{self.doc_title}》" + (f"（{self.doc_number}）" if self.doc_number else "")
-        return f"{title} › {self.section}" if self.section else title
-
-
-@dataclass
-class PolicyAnswer:
-    question: str
-    found: bool
-    answer: str  # the answer body: sentences from the documents, or the not-found message
-    citations: list[Citation] = field(default_factory=list)
-    latency_ms: float = 0.0
-    kb_version: str = ""
-
-    @property
-    def text(self) -> str:
-        return render_answer(self)
-
-    @property
-    def chunk_ids(self) -> list[str]:
-        return [c.chunk_id for c in self.citations]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "found": self.found,
-            "answer": self.answer,
-            "citations": [c.to_json() for c in self.citations],
-            "latency_ms": round(self.latency_ms, 3),
-        }
-
-
-# --- pure helpers ---------------------------------------------------------------------------
-
-_RESPONSIBLE_CLAUSE = re.compile(r"[（(〔【\[]\s*责任单位[:：].*?[)）〕】\]]")
-
-
-def strip_responsible(text: str) -> str:
-    return _RESPONSIBLE_CLAUSE.sub("", text).strip()
-
-
-def level_label(meta: DocumentMeta) -> str:
-    if meta.level == "省":
-        return "省级"
-    return meta.region or meta.level
-
-
 def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-class AnswerComposer:
-    """Turns search hits into a short cited answer. Depends only on the Retriever protocol."""
-
-    def __init__(self, retriever: Retriever, policy: AnswerPolicy | None = None) -> None:
-        self._retriever = retriever
-        self.policy = policy or AnswerPolicy()
-
-    def answer(self, question: str) -> PolicyAnswer:
-        started = time.perf_counter()
-        question = question.strip()
-        result = self._compose(question)
-        result.latency_ms = (time.perf_counter() - started) * 1000
-        return result
-
-    # ---------------------------------------------------------------------------------------
-    def _compose(self, question: str) -> PolicyAnswer:
-        version = self._retriever.version
-        if not question:
-            return PolicyAnswer(question, False, "请输入要查询的政策问题。", kb_version=version)
-        hits = list(self._retriever.search(question, top_k=self.policy.top_k))
-        if not hits or not self._answers_question(question, hits[0]):
-            return PolicyAnswer(question, False, NOT_FOUND_TEXT, kb_version=version)
-
-        best = hits[0]
-        used: list[Hit] = [best]
-        shape = question_shape(question)
-        body = self._extract(best, shape)
-        # When a provincial and a local document both answer, show both, labelled; the
-        # better answer first, each within half of the length budget.
-        other = self._other_level(question, hits)
-        if other is not None:
-            half = MAX_BODY_CHARS // 2 - 8
-            body = "\n".join(
-                f"【{level_label(h.meta)}】{self._extract(h, shape, half)}" for h in (best, other)
-            )
-            used = [best, other]
-        body = _truncate(body, MAX_BODY_CHARS)
-        citations = [self._cite(h) for h in used]
-        citations += [self._cite(h) for h in hits if h not in used][:2]
-        return PolicyAnswer(question, True, body, citations, kb_version=version)
-
-    def _answers_question(self, question: str, best: Hit) -> bool:
-        p = self.policy
-        # A place the knowledge base does not cover (北京, 上海市) means the documents cannot
-        # answer, however similar the topic words are.
-        for place in self._retriever.place_names(question):
-            if not self._retriever.known_place(place):
-                return False
-        return best.best_sentence >= p.min_sentence_coverage and best.dense >= p.min_dense
-
-    def _other_level(self, question: str, hits: list[Hit]) -> Hit | None:
-        best = hits[0]
-        want_province = best.meta.level != "省"
-        for hit in hits[1:]:
-            if (hit.meta.level == "省") != want_province:
-                continue
-            if hit.score < self.policy.second_level_ratio * best.score:
-                return None
-            if (
-                self._answers_question(question, hit)
-                and hit.best_sentence >= self.policy.second_level_sentence * best.best_sentence
-            ):
-                return hit
-            return None
-        return None
-
-    def _extract(self, hit: Hit, shape: QuestionShape, limit: int = MAX_BODY_CHARS) -> str:
-        """The best-scoring sentence of the passage, plus up to two more that score close.
-
-        When the question asks for a kind of fact (a number, a day, a frequency), a sentence
-        that carries one is preferred to a higher-scoring one that does not, as long as it
-        is about the question at all.
-        """
-        chunk = hit.chunk
-        if chunk.kind == ChunkKind.TABLE_ROW:
-            cells = [c for c in chunk.text.split("；") if not c.startswith("序号")]
-            return _truncate("；".join(cells), limit)
-        sentences = split_sentences(chunk.text)
-        scores = list(hit.sentence_scores)
-        if len(scores) != len(sentences):
-            scores = [0.0] * len(sentences)
-        ranked = [
-            i
-            for i in sorted(range(len(sentences)), key=lambda i: scores[i], reverse=True)
-            if strip_responsible(sentences[i])  # a bare （责任单位：…） answers nothing
-        ]
-        if not ranked:
-            return _truncate(chunk.text, limit)
-        if shape.specific:
-            fitting = [i for i in ranked if shape.matches(sentences[i])]
-            if fitting and scores[fitting[0]] >= 0.5 * scores[ranked[0]]:
-                ranked = fitting + [i for i in ranked if i not in fitting]
-        top = ranked[0]
-        chosen = [top]
-        length = len(sentences[top])
-        for i in ranked[1:3]:
-            if scores[i] <= 0 or scores[i] < 0.8 * scores[top]:
-                break
-            if shape.specific and not shape.matches(sentences[i]):
-                continue
-            if length + len(sentences[i]) > limit:
-                continue
-            chosen.append(i)
-            length += len(sentences[i])
-        body = "".join(strip_responsible(sentences[i]) for i in sorted(chosen))
-        return _truncate(body, limit)
-
-    @staticmethod
-    def _cite(hit: Hit) -> Citation:
-        return Citation(
-            doc_title=hit.meta.title,
-            doc_number=hit.meta.doc_number,
-            section=hit.chunk.section_label(),
-            text=hit.chunk.text,
-            score=hit.score,
-            level=hit.meta.level,
-            region=hit.meta.region,
-            responsible=hit.chunk.responsible,
-            chunk_id=hit.chunk.chunk_id,
-        )
 
 
 def render_answer(answer: PolicyAnswer, max_sources: int = 1) -> str:
@@ -296,3 +54,98 @@ def render_more_sources(answer: PolicyAnswer) -> str:
     for n, c in enumerate(extra, 1):
         parts.append(f"{n}. {c.label()}\n{_truncate(c.text, 120)}")
     return "\n\n".join(parts)
+
+
+# --------------------------------------------------------------------------- the feature
+
+MORE_SOURCES = "更多出处"
+QUESTION_KINDS = frozenset({ExchangeKind.QA, ExchangeKind.FORM_QA})
+ASK_USAGE = "请在 /ask 后面写上您的问题，例如：/ask 监测对象识别认定要多少天？"
+SOURCES_GONE = "这条回答的出处已无法查看，请重新提问。"
+NO_ANSWER_YET = "还没有可以展开的回答。请先提一个政策问题。"
+THANKS = "感谢您的反馈！"
+CANNOT_RATE = "这条回答已无法评价。"
+_RATINGS = {"up": Feedback.UP, "down": Feedback.DOWN}
+
+
+def _more_action(exchange_id: int) -> Action:
+    return Action(MORE_SOURCES, f"/more {exchange_id}", ActionKind.SOURCES)
+
+
+def answer_actions(exchange_id: int) -> tuple[Action, ...]:
+    """The buttons under a policy answer: rate it, or see more sources."""
+    return (
+        Action("👍 有帮助", f"/rate {exchange_id} up", ActionKind.FEEDBACK),
+        Action("👎 没帮助", f"/rate {exchange_id} down", ActionKind.FEEDBACK),
+        _more_action(exchange_id),
+    )
+
+
+class PolicyQa:
+    """The Q&A commands: /ask (also inside a form), /more (更多出处), /rate (👍/👎)."""
+
+    def __init__(self, answerer: PolicyAnswerer) -> None:
+        self._answerer = answerer
+
+    def commands(self) -> list[Command]:
+        return [
+            Command(
+                "ask",
+                "查询政策（填写申报时也可以用）",
+                self._ask,
+                usage="问题",
+                menu=True,
+                reminds_form=False,
+            ),
+            Command("more", "上一个回答的更多出处", self._more, reminds_form=False),
+            Command("rate", "评价回答", self._rate, listed=False, reminds_form=False),
+        ]
+
+    def _ask(self, call: CommandCall) -> None:
+        question = call.argument.strip()
+        if not question:
+            call.out.say(ASK_USAGE)
+            return
+        assert call.question is not None
+        call.question(question)
+
+    def _more(self, call: CommandCall) -> None:
+        argument = call.argument.strip()
+        exchanges = call.uow.exchanges
+        if argument.isdigit():
+            logged = exchanges.get(int(argument))
+            missing = SOURCES_GONE
+        else:
+            key = ConversationKey(call.channel, call.chat_id)
+            logged = exchanges.latest(key, QUESTION_KINDS)
+            missing = NO_ANSWER_YET
+        if (
+            logged is None
+            or logged.exchange.channel != call.channel
+            or logged.exchange.chat_id != call.chat_id
+            or logged.exchange.kind not in QUESTION_KINDS
+        ):
+            call.out.say(missing)
+            return
+        question = logged.exchange.inbound_text.removeprefix("/ask").strip()
+        call.out.say(render_more_sources(self._answerer.answer(question)))
+
+    def _rate(self, call: CommandCall) -> None:
+        parts = call.argument.split()
+        rated = len(parts) == 2 and parts[0].isdigit() and parts[1] in _RATINGS
+        if rated:
+            exchange_id = int(parts[0])
+            logged = call.uow.exchanges.get(exchange_id)
+            rated = (
+                logged is not None
+                and logged.exchange.channel == call.channel
+                and logged.exchange.chat_id == call.chat_id
+            )
+            if rated:
+                try:
+                    call.uow.exchanges.set_feedback(exchange_id, _RATINGS[parts[1]])
+                except NotFoundError:
+                    rated = False
+        call.out.toast = THANKS if rated else CANNOT_RATE
+        if rated:
+            call.out.origin_actions = (_more_action(int(parts[0])),)

@@ -24,7 +24,7 @@ from cadrebot.indexer.cleaning import (
 from cadrebot.indexer.loaders import load_text
 from cadrebot.indexer.types import Document, DocumentMeta
 
-_CATALOG_FIELDS = ("title", "issuer", "doc_number", "date", "level", "region")
+CATALOG_FIELDS = ("title", "issuer", "doc_number", "date", "level", "region")
 
 
 class CatalogError(ValueError):
@@ -50,7 +50,7 @@ def read_catalog(path: Path) -> dict[str, DocumentMeta]:
             raise CatalogError(
                 f'目录文件“{path.name}”中的“{file_name}”应当是一个表（["文件名"]）。'
             )
-        values = {key: _as_text(entry.get(key, "")) for key in _CATALOG_FIELDS}
+        values = {key: _as_text(entry.get(key, "")) for key in CATALOG_FIELDS}
         catalog[file_name] = DocumentMeta(doc_id=Path(file_name).stem, source=file_name, **values)
     return catalog
 
@@ -176,7 +176,7 @@ def load_document(path: Path, catalog: dict[str, DocumentMeta]) -> Document:
         meta = from_header
     else:
         merged = {
-            name: getattr(entry, name) or getattr(from_header, name) for name in _CATALOG_FIELDS
+            name: getattr(entry, name) or getattr(from_header, name) for name in CATALOG_FIELDS
         }
         meta = dataclasses.replace(from_header, **merged)
     return Document(meta=meta, text=text, content_hash=hashlib.sha256(data).hexdigest())

@@ -121,7 +121,7 @@ _BRACKET_OPEN = frozenset("（(〔【[［《“‘「『")
 _BRACKET_CLOSE = frozenset("）)〕】]］》”’」』")
 
 
-def split_sentences(text: str) -> list[str]:
+def split_sentences_outside_brackets(text: str) -> list[str]:
     """Split at 。；！？ outside brackets and quotes; the punctuation stays with its sentence."""
     sentences: list[str] = []
     depth = 0
@@ -207,7 +207,7 @@ def pack_sentences(sentences: Sequence[str], max_chars: int) -> list[str]:
 
 def _split_body(text: str, max_chars: int, *, clause: str = "") -> list[str]:
     """Split a passage at sentence ends; a trailing 责任单位 clause stays with the last part."""
-    sentences = split_sentences(text)
+    sentences = split_sentences_outside_brackets(text)
     if clause and sentences:
         sentences[-1] += clause
     elif clause:

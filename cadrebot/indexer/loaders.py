@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset({".txt", ".md", ".docx", ".pdf"})
-_SUPPORTED_LABEL = "、".join(sorted(SUPPORTED_SUFFIXES))
+SUPPORTED_LABEL = "、".join(sorted(SUPPORTED_SUFFIXES))
 
 
 class DocumentLoadError(ValueError):
@@ -23,7 +23,7 @@ class UnsupportedDocumentError(DocumentLoadError):
 
     def __init__(self, path: Path) -> None:
         super().__init__(
-            f"无法读取文件“{path.name}”：不支持该文件类型。目前只支持 {_SUPPORTED_LABEL} 文件。"
+            f"无法读取文件“{path.name}”：不支持该文件类型。目前只支持 {SUPPORTED_LABEL} 文件。"
         )
         self.path = path
 

@@ -11,25 +11,28 @@ the lease expires, and another worker's sweeper (:meth:`SqlInbox.stale_chats`) t
 update over.
 
 An update is marked done in the same transaction as its effects when a conversation turn
-commits (see :data:`CURRENT_UPDATE` and :func:`mark_done_in`), so a worker killed after the
-turn committed does not run it again; otherwise (replies without database effects, the
-case desk's own transactions) right after processing (:meth:`SqlInbox.finish`).
+commits: the worker hands the turn an :class:`UpdateReceipt` (through :class:`Receipts`),
+which the conversation core completes inside the turn's unit of work, so a worker killed
+after the turn committed does not run it again. An update no turn completed (a reply
+without database effects, a refused button) is marked done right after processing
+(:meth:`SqlInbox.finish`).
 """
 
 from __future__ import annotations
 
-import contextvars
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
+from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from cadrebot.handlers.ports import UnitOfWork
 from cadrebot.storage.db import writer_engine
 from cadrebot.storage.models import Base, InboundUpdateRow, JobRunRow
+from cadrebot.storage.repositories import SqlUnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -38,35 +41,6 @@ _jobs = Base.metadata.tables[JobRunRow.__tablename__]
 
 MAX_ATTEMPTS = 5
 """An update whose processing killed this many workers is given up (marked failed)."""
-
-
-@dataclass
-class UpdateInProcess:
-    """The update a worker is processing now (one per asyncio task / worker thread)."""
-
-    update_id: int
-    owner: str
-    done: bool = False
-
-
-CURRENT_UPDATE: contextvars.ContextVar[UpdateInProcess | None] = contextvars.ContextVar(
-    "cadrebot_current_update", default=None
-)
-"""Set by the webhook dispatcher around processing one update. ``asyncio.to_thread`` copies
-the context, so a unit of work committing in a worker thread sees it."""
-
-
-def mark_done_in(connection: Connection) -> None:
-    """Mark the update in process (if any, and not yet done) done on ``connection``, inside
-    the caller's transaction: called by a unit of work holding a conversation lock right
-    before it commits, so the turn's effects and the update's completion commit together."""
-    current = CURRENT_UPDATE.get()
-    if current is None or current.done:
-        return
-    connection.execute(
-        _FINISH, _finish_parameters(current.update_id, current.owner, "done", _now())
-    )
-    current.done = True
 
 
 def _now() -> datetime:
@@ -270,3 +244,47 @@ class SqlInbox:
         except IntegrityError:
             return False
         return True
+
+
+class UpdateReceipt:
+    """The inbox row of one update a worker is processing (a conversation core
+    ``TurnReceipt``): completed inside the turn's transaction, so the turn's effects and the
+    update's completion commit together."""
+
+    def __init__(self, update_id: int, owner: str) -> None:
+        self.update_id = update_id
+        self.owner = owner
+        self.done = False
+
+    def complete_in(self, uow: UnitOfWork) -> None:
+        if self.done:
+            return
+        if not isinstance(uow, SqlUnitOfWork):
+            raise TypeError("an inbox receipt completes only in a SQL unit of work")
+        uow.connection().execute(
+            _FINISH, _finish_parameters(self.update_id, self.owner, "done", _now())
+        )
+
+    def committed(self) -> None:
+        # Only now is the update done: a turn failing before its commit rolls the
+        # completion back with everything else, and the worker finishes the update itself.
+        self.done = True
+
+
+class Receipts:
+    """The receipts of the updates this worker is processing, by update id."""
+
+    def __init__(self, owner: str) -> None:
+        self._owner = owner
+        self._open: dict[int, UpdateReceipt] = {}
+
+    def open(self, update_id: int) -> UpdateReceipt:
+        receipt = UpdateReceipt(update_id, self._owner)
+        self._open[update_id] = receipt
+        return receipt
+
+    def close(self, update_id: int) -> None:
+        self._open.pop(update_id, None)
+
+    def get(self, update_id: int) -> UpdateReceipt | None:
+        return self._open.get(update_id)

@@ -74,7 +74,6 @@ from cadrebot.handlers.ports import (
     UserDirectory,
 )
 from cadrebot.storage.db import reader_engine, writer_engine
-from cadrebot.storage.inbox import mark_done_in
 from cadrebot.storage.models import (
     Base,
     CaseCounterRow,
@@ -177,7 +176,6 @@ class SqlUnitOfWork:
         self._tz = tz
         self._connection: Connection | None = None
         self._held_locks: list[ConversationKey] = []
-        self._locked_in_transaction = False  # a conversation lock was taken in this one
         self.users = SqlUserRepository(self)
         self.dialogs = SqlDialogStateRepository(self)
         self.cases = SqlCaseRepository(self)
@@ -201,26 +199,19 @@ class SqlUnitOfWork:
             raise RuntimeError("a read-only unit of work has nothing to commit")
         if self._connection is None:
             return
-        if self._locked_in_transaction:
-            # A conversation turn: the webhook update it answers (if any) is marked done in
-            # this same transaction, so a worker dying after it commits never repeats it.
-            mark_done_in(self._connection)
         self._connection.commit()
-        self._locked_in_transaction = False
         self._reacquire_locks()
 
     def rollback(self) -> None:
         if self._connection is None:
             return
         self._connection.rollback()
-        self._locked_in_transaction = False
         self._reacquire_locks()
 
     def close(self) -> None:
         """Roll back anything uncommitted and give the connection back to the pool."""
         connection, self._connection = self._connection, None
         self._held_locks.clear()
-        self._locked_in_transaction = False
         if connection is not None:
             try:
                 connection.rollback()
@@ -258,7 +249,6 @@ class SqlUnitOfWork:
         if self._read_only:
             raise RuntimeError("a read-only unit of work takes no conversation lock")
         connection = self.connection()
-        self._locked_in_transaction = True
         if connection.dialect.name != "postgresql":
             # SQLite: the transaction starts with BEGIN IMMEDIATE, which takes the database
             # write lock; running any statement starts it.

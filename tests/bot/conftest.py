@@ -4,18 +4,16 @@ default embedder, SQLite under the data dir, a fixed clock."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
-from cadrebot.bot.console import AnswerMemo
 from cadrebot.bot.wiring import ConversationStack, build_conversation_stack, build_knowledge
 from cadrebot.settings import Settings
+from tests.support.clock import FixedClock, at
+from tests.support.settings import make_settings
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-NOW = datetime(2026, 5, 12, 10, 0, tzinfo=SHANGHAI)
+NOW = at(2026, 5, 12, 10, 0)
 
 CATALOG = """\
 ["work-points.txt"]
@@ -54,14 +52,6 @@ INDUSTRY = """\
 """
 
 
-class FixedClock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     knowledge = tmp_path / "knowledge"
@@ -69,7 +59,7 @@ def settings(tmp_path: Path) -> Settings:
     (knowledge / "catalog.toml").write_text(CATALOG, encoding="utf-8")
     (knowledge / "work-points.txt").write_text(WORK_POINTS, encoding="utf-8")
     (knowledge / "industry.txt").write_text(INDUSTRY, encoding="utf-8")
-    return Settings(data_dir=tmp_path / "data", knowledge_dir=knowledge)  # type: ignore[call-arg]
+    return make_settings(tmp_path / "data", knowledge)
 
 
 @pytest.fixture
@@ -77,7 +67,7 @@ def clock() -> FixedClock:
     return FixedClock(NOW)
 
 
-StackFactory = Callable[[], tuple[ConversationStack, AnswerMemo]]
+StackFactory = Callable[[], ConversationStack]
 
 
 @pytest.fixture
@@ -86,15 +76,11 @@ def open_stack(settings: Settings, clock: FixedClock) -> Iterator[StackFactory]:
     the way ``cadrebot chat`` does; every call is a fresh process as far as objects go."""
     opened: list[ConversationStack] = []
 
-    def factory() -> tuple[ConversationStack, AnswerMemo]:
-        knowledge = build_knowledge(settings)
-        answers = AnswerMemo(knowledge.composer)
-        stack = build_conversation_stack(
-            settings, knowledge=knowledge, answerer=answers, clock=clock
-        )
+    def factory() -> ConversationStack:
+        stack = build_conversation_stack(settings, knowledge=build_knowledge(settings), clock=clock)
         stack.open()
         opened.append(stack)
-        return stack, answers
+        return stack
 
     yield factory
     for stack in opened:

@@ -10,8 +10,8 @@ import pytest
 
 from cadrebot.bot.cli import main
 from cadrebot.handlers.conversation import APOLOGY
-from cadrebot.handlers.ports import ConversationKey
-from cadrebot.handlers.qa import AnswerComposer, PolicyAnswer
+from cadrebot.handlers.ports import ConversationKey, PolicyAnswer
+from cadrebot.indexer.answers import AnswerComposer
 from cadrebot.settings import Settings
 from cadrebot.storage import CaseDatabase
 

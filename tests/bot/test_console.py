@@ -12,12 +12,11 @@ import pytest
 from sqlalchemy import text
 
 from cadrebot.bot.console import GOODBYE, PROMPT, TOGGLE_HINT, run_console
-from cadrebot.handlers.forms.validators import id_check_char
 from cadrebot.handlers.ports import CaseQuery, Role
+from tests.support.forms import VALID_ID
 
 from .conftest import StackFactory
 
-VALID_ID = "36012119900101123" + id_check_char("36012119900101123")
 # Same number with a wrong check character: must be refused and re-asked.
 BAD_ID = VALID_ID[:17] + ("1" if VALID_ID[17] != "1" else "2")
 USER = "tester"
@@ -61,13 +60,12 @@ class Script:
 
 
 def chat(open_stack: StackFactory, lines: Iterable[str]) -> Script:
-    stack, answers = open_stack()
+    stack = open_stack()
     script = Script(lines)
     run_console(
         stack.service,
         external_id=USER,
         display_name="测试用户",
-        answers=answers,
         read=script.read,
         write=script.write,
     )
@@ -150,7 +148,7 @@ def test_scripted_session_question_report_edit_confirm(
     assert script.written[-1] == ("/quit", GOODBYE)
 
     # The case is in the database, filed for this console user, due 15 days after filing.
-    stack, _ = open_stack()
+    stack = open_stack()
     with stack.database.unit_of_work() as uow:
         case = uow.cases.get(number)
         user = uow.users.find("console", USER)
@@ -195,7 +193,7 @@ def test_restart_mid_form_resumes_at_the_same_field(open_stack: StackFactory) ->
     assert "（5/11）" in second.after("大塘埠镇")
     confirmation = second.after("确认提交")
     assert CASE_NUMBER.search(confirmation) is not None, confirmation
-    stack, _ = open_stack()
+    stack = open_stack()
     with stack.database.unit_of_work() as uow:
         page = uow.cases.list_cases(CaseQuery())
     (case,) = page.items
@@ -265,7 +263,7 @@ def test_bad_input_gets_a_polite_answer_never_a_traceback(
 
 
 def test_more_before_any_answer_and_ctrl_c(open_stack: StackFactory) -> None:
-    stack, answers = open_stack()
+    stack = open_stack()
     lines = iter(["/more"])
     written: list[str] = []
 
@@ -275,6 +273,6 @@ def test_more_before_any_answer_and_ctrl_c(open_stack: StackFactory) -> None:
             raise KeyboardInterrupt
         return line
 
-    run_console(stack.service, answers=answers, read=read, write=written.append)
+    run_console(stack.service, read=read, write=written.append)
     assert "还没有可以展开的回答" in written[1]
     assert written[-1].endswith(GOODBYE)

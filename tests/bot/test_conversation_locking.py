@@ -18,22 +18,15 @@ from sqlalchemy import text
 
 from cadrebot.handlers.conversation import ConversationService, replies_text
 from cadrebot.handlers.ports import ConversationKey, ExchangeKind
-from cadrebot.settings import Settings
 from cadrebot.storage import CaseDatabase
+from tests.support.answers import FakeAnswer
+from tests.support.clock import IDLE, SHANGHAI, FixedClock
+from tests.support.settings import make_settings
 
-from .conftest import NOW, SHANGHAI, FixedClock
+from .conftest import NOW
 
-IDLE = timedelta(minutes=120)
 # Longer than the 20 characters a name may have, so the name field rejects it as an answer.
 LONG_QUESTION = "请问监测对象从发现风险线索到完成识别认定一般不超过多少天？"
-
-
-@dataclass(frozen=True)
-class Answer:
-    text: str
-    found: bool = True
-    chunk_ids: tuple[str, ...] = ("c-1",)
-    kb_version: str = "kb-test"
 
 
 def write_lock_is_free(database_file: Path) -> bool:
@@ -61,13 +54,13 @@ class ProbingAnswerer:
         self.lock_was_free: list[bool] = []
         self.during: Callable[[], None] | None = None  # runs inside the answerer, once
 
-    def answer(self, question: str) -> Answer:
+    def answer(self, question: str) -> FakeAnswer:
         self.questions.append(question)
         self.lock_was_free.append(write_lock_is_free(self._file))
         during, self.during = self.during, None
         if during is not None:
             during()
-        return Answer(f"答：{question}（一般不超过15天）")
+        return FakeAnswer(f"答：{question}（一般不超过15天）", chunk_ids=("c-1",))
 
 
 @dataclass
@@ -88,7 +81,7 @@ class Setup:
 
 @pytest.fixture
 def setup(tmp_path: Path) -> Iterator[Setup]:
-    settings = Settings(data_dir=tmp_path)  # type: ignore[call-arg]
+    settings = make_settings(tmp_path)
     database = CaseDatabase(settings, tz=SHANGHAI)
     database.open()
     database_file = tmp_path / "cadrebot.sqlite3"

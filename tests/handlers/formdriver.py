@@ -8,35 +8,7 @@ from datetime import datetime
 from cadrebot.handlers.forms import FormEngine, StepOutcome, StepResult
 from cadrebot.handlers.ports import DialogState
 
-from .helpers import KEY, VALID_ID
-
-RISK_ANSWERS = (
-    "张三",
-    VALID_ID,
-    "13812345678",
-    "大塘埠镇",
-    "长岭村",
-    "4",
-    "监测户",
-    "1,4",
-    "今年3月父亲住院做手术，花费较大，家里收入减少。",
-    "3000",
-    "是",
-)
-SUBSIDY_ANSWERS = (
-    "脱贫户",
-    "李四",
-    VALID_ID,
-    "13912345678",
-    "大塘埠镇",
-    "长岭村",
-    "种植",
-    "脐橙",
-    "5",
-    "亩",
-    "20000",
-    "否",
-)
+from .helpers import KEY
 
 
 def answer_all(

@@ -1,23 +1,29 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 
 import pytest
 
 from cadrebot.handlers.cases import (
-    CaseDesk,
     CaseError,
     CaseNotFound,
     IllegalTransition,
     NoteRequired,
     PermissionDenied,
 )
+from cadrebot.handlers.casework import CaseDesk
 from cadrebot.handlers.forms import default_registry, risk_report, subsidy
-from cadrebot.handlers.ports import Case, JSONValue, Role, User
-
-from .fakes import InMemoryCases, StoreData
-from .formdriver import SUBSIDY_ANSWERS
-from .helpers import VALID_ID, at
+from cadrebot.handlers.ports import (
+    Case,
+    CaseRepository,
+    JSONValue,
+    Role,
+    UnitOfWorkFactory,
+    User,
+)
+from tests.support.clock import at
+from tests.support.forms import SUBSIDY_TYPED, VALID_ID
 
 FARMER = User(1, "console", "f1", "张三")
 OTHER_FARMER = User(2, "console", "f2", "王五")
@@ -27,19 +33,30 @@ OTHER_VILLAGE_CADRE = User(5, "console", "c3", "邻村干部", Role.CADRE, "大�
 OTHER_TOWNSHIP_CADRE = User(6, "console", "c4", "外镇干部", Role.CADRE, "嘉定镇")
 ADMIN = User(7, "console", "a1", "县管理员", Role.ADMIN)
 UNASSIGNED_CADRE = User(8, "console", "c5", "未分配干部", Role.CADRE)
+PEOPLE = (
+    FARMER, OTHER_FARMER, TOWNSHIP_CADRE, VILLAGE_CADRE, OTHER_VILLAGE_CADRE,
+    OTHER_TOWNSHIP_CADRE, ADMIN, UNASSIGNED_CADRE,
+)  # fmt: skip
 
 
 @pytest.fixture
-def cases() -> InMemoryCases:
-    return InMemoryCases(StoreData())
+def cases(uow_factory: UnitOfWorkFactory) -> Iterator[CaseRepository]:
+    """The case repository of one unit of work on a database holding :data:`PEOPLE`; the
+    test runs in that one transaction (as the desk does in a turn), rolled back after it."""
+    with uow_factory() as uow:
+        for person in PEOPLE:
+            user = uow.users.get_or_create(person.channel, person.external_id, person.display_name)
+            user = uow.users.set_role(user.id, person.role, person.township, person.village)
+            assert user == person, "a fresh database numbers the users in this order"
+        yield uow.cases
 
 
 @pytest.fixture
-def desk(cases: InMemoryCases) -> CaseDesk:
-    return CaseDesk(cases, default_registry())
+def desk() -> CaseDesk:
+    return CaseDesk(default_registry(), clock=lambda: at(2026, 5, 12))
 
 
-def file_risk(cases: InMemoryCases, day: int = 12) -> Case:
+def file_risk(cases: CaseRepository, day: int = 12) -> Case:
     answers: dict[str, JSONValue] = {
         "name": "张三",
         "id_number": VALID_ID,
@@ -56,38 +73,44 @@ def file_risk(cases: InMemoryCases, day: int = 12) -> Case:
     return cases.create(risk_report.FORM.file_case(answers, FARMER.id, at(2026, 5, day)))
 
 
-def file_subsidy(cases: InMemoryCases, month: int = 5, day: int = 20) -> Case:
+def file_subsidy(cases: CaseRepository, month: int = 5, day: int = 20) -> Case:
     keys = (
         "household_type", "name", "id_number", "mobile", "township", "village",
         "industry_type", "product", "scale", "scale_unit", "investment", "disaster",
     )  # fmt: skip
-    answers: dict[str, JSONValue] = dict(zip(keys, SUBSIDY_ANSWERS, strict=True))
+    answers: dict[str, JSONValue] = dict(zip(keys, SUBSIDY_TYPED, strict=True))
     answers.update(id_number=VALID_ID, scale=5, investment=20000, disaster=False)
     new = subsidy.FORM.file_case(answers, FARMER.id, at(2026, month, day))
     return cases.create(new)
 
 
-def test_case_numbers_are_sequential_per_prefix_and_year(cases: InMemoryCases) -> None:
+def test_case_numbers_are_sequential_per_prefix_and_year(cases: CaseRepository) -> None:
     assert file_risk(cases).number == "FX-2026-000001"
     assert file_risk(cases).number == "FX-2026-000002"
     assert file_subsidy(cases).number == "JB-2026-000001"
 
 
 def test_risk_workflow_to_monitoring_sets_help_plan_due(
-    desk: CaseDesk, cases: InMemoryCases
+    desk: CaseDesk, cases: CaseRepository
 ) -> None:
     case = file_risk(cases)
-    checking = desk.transition(VILLAGE_CADRE, case.number, "核实中", now=at(2026, 5, 13))
+    checking = desk.transition(cases, VILLAGE_CADRE, case.number, "核实中", now=at(2026, 5, 13))
     assert checking.status == "核实中"
-    monitored = desk.transition(VILLAGE_CADRE, case.number, "已纳入监测", now=at(2026, 5, 20))
+    monitored = desk.transition(
+        cases, VILLAGE_CADRE, case.number, "已纳入监测", now=at(2026, 5, 20)
+    )
     assert monitored.due_dates == {"识别认定": date(2026, 5, 27), "帮扶计划": date(2026, 5, 30)}
-    assert [i.due_name for i in desk.overdue(ADMIN, date(2026, 6, 1))] == ["帮扶计划"]
-    helping = desk.transition(VILLAGE_CADRE, case.number, "帮扶中", now=at(2026, 5, 28))
+    assert [i.due_name for i in desk.overdue(cases, ADMIN, date(2026, 6, 1))] == ["帮扶计划"]
+    helping = desk.transition(cases, VILLAGE_CADRE, case.number, "帮扶中", now=at(2026, 5, 28))
     assert helping.status == "帮扶中"
-    assert desk.overdue(ADMIN, date(2026, 6, 1)) == [], "the plan is made: nothing is overdue"
+    assert desk.overdue(cases, ADMIN, date(2026, 6, 1)) == [], (
+        "the plan is made: nothing is overdue"
+    )
     with pytest.raises(NoteRequired):
-        desk.transition(ADMIN, case.number, "风险消除", now=at(2026, 12, 1))
-    removed = desk.transition(ADMIN, case.number, "风险消除", now=at(2026, 12, 1), note="收入稳定")
+        desk.transition(cases, ADMIN, case.number, "风险消除", now=at(2026, 12, 1))
+    removed = desk.transition(
+        cases, ADMIN, case.number, "风险消除", now=at(2026, 12, 1), note="收入稳定"
+    )
     assert removed.status == "风险消除"
     events = cases.events(case.number)
     assert [(e.from_status, e.to_status) for e in events] == [
@@ -101,30 +124,34 @@ def test_risk_workflow_to_monitoring_sets_help_plan_due(
     assert events[-1].note == "收入稳定"
 
 
-def test_illegal_transition_lists_the_allowed_ones(desk: CaseDesk, cases: InMemoryCases) -> None:
+def test_illegal_transition_lists_the_allowed_ones(desk: CaseDesk, cases: CaseRepository) -> None:
     case = file_risk(cases)
     with pytest.raises(IllegalTransition) as info:
-        desk.transition(TOWNSHIP_CADRE, case.number, "已纳入监测", now=at(2026, 5, 13))
+        desk.transition(cases, TOWNSHIP_CADRE, case.number, "已纳入监测", now=at(2026, 5, 13))
     assert info.value.allowed == ("核实中",)
     assert "已受理" in info.value.message
     assert "可以改为：核实中" in info.value.message
     assert cases.get(case.number) == case  # nothing changed
 
 
-def test_final_status_has_no_way_out(desk: CaseDesk, cases: InMemoryCases) -> None:
+def test_final_status_has_no_way_out(desk: CaseDesk, cases: CaseRepository) -> None:
     case = file_risk(cases)
-    desk.transition(ADMIN, case.number, "核实中", now=at(2026, 5, 13))
-    desk.transition(ADMIN, case.number, "不予纳入", now=at(2026, 5, 14), note="收入高于监测线")
+    desk.transition(cases, ADMIN, case.number, "核实中", now=at(2026, 5, 13))
+    desk.transition(
+        cases, ADMIN, case.number, "不予纳入", now=at(2026, 5, 14), note="收入高于监测线"
+    )
     with pytest.raises(IllegalTransition) as info:
-        desk.transition(ADMIN, case.number, "核实中", now=at(2026, 5, 15))
+        desk.transition(cases, ADMIN, case.number, "核实中", now=at(2026, 5, 15))
     assert "已办结" in info.value.message
 
 
-def test_rejection_requires_a_note(desk: CaseDesk, cases: InMemoryCases) -> None:
+def test_rejection_requires_a_note(desk: CaseDesk, cases: CaseRepository) -> None:
     case = file_risk(cases)
-    desk.transition(VILLAGE_CADRE, case.number, "核实中", now=at(2026, 5, 13))
+    desk.transition(cases, VILLAGE_CADRE, case.number, "核实中", now=at(2026, 5, 13))
     with pytest.raises(NoteRequired):
-        desk.transition(VILLAGE_CADRE, case.number, "不予纳入", now=at(2026, 5, 14), note="  ")
+        desk.transition(
+            cases, VILLAGE_CADRE, case.number, "不予纳入", now=at(2026, 5, 14), note="  "
+        )
     assert cases.get(case.number).status == "核实中"  # type: ignore[union-attr]
 
 
@@ -132,11 +159,11 @@ def test_rejection_requires_a_note(desk: CaseDesk, cases: InMemoryCases) -> None
     "actor", [FARMER, OTHER_VILLAGE_CADRE, OTHER_TOWNSHIP_CADRE, UNASSIGNED_CADRE]
 )
 def test_only_jurisdiction_cadres_and_admins_may_transition(
-    desk: CaseDesk, cases: InMemoryCases, actor: User
+    desk: CaseDesk, cases: CaseRepository, actor: User
 ) -> None:
     case = file_risk(cases)
     with pytest.raises(CaseError) as info:
-        desk.transition(actor, case.number, "核实中", now=at(2026, 5, 13))
+        desk.transition(cases, actor, case.number, "核实中", now=at(2026, 5, 13))
     # the submitter may see the case but not work it; others do not even see it
     expected = PermissionDenied if actor is FARMER else CaseNotFound
     assert type(info.value) is expected
@@ -145,93 +172,97 @@ def test_only_jurisdiction_cadres_and_admins_may_transition(
 
 @pytest.mark.parametrize("actor", [TOWNSHIP_CADRE, VILLAGE_CADRE, ADMIN])
 def test_jurisdiction_cadres_and_admins_may_transition(
-    desk: CaseDesk, cases: InMemoryCases, actor: User
+    desk: CaseDesk, cases: CaseRepository, actor: User
 ) -> None:
     case = file_risk(cases)
-    assert desk.transition(actor, case.number, "核实中", now=at(2026, 5, 13)).status == "核实中"
+    assert (
+        desk.transition(cases, actor, case.number, "核实中", now=at(2026, 5, 13)).status == "核实中"
+    )
 
 
-def test_subsidy_workflow_with_publicity_due(desk: CaseDesk, cases: InMemoryCases) -> None:
+def test_subsidy_workflow_with_publicity_due(desk: CaseDesk, cases: CaseRepository) -> None:
     case = file_subsidy(cases)
     assert case.status == "已申报"
-    publicity = desk.transition(VILLAGE_CADRE, case.number, "公示中", now=at(2026, 5, 25))
+    publicity = desk.transition(cases, VILLAGE_CADRE, case.number, "公示中", now=at(2026, 5, 25))
     assert publicity.due_dates["公示期满"] == date(2026, 6, 1)
     for status in ("乡镇复核", "县级核实", "已拨付"):
-        case = desk.transition(TOWNSHIP_CADRE, case.number, status, now=at(2026, 6, 10))
+        case = desk.transition(cases, TOWNSHIP_CADRE, case.number, status, now=at(2026, 6, 10))
     assert case.status == "已拨付"
 
 
 @pytest.mark.parametrize("stage", ["已申报", "公示中", "乡镇复核", "县级核实"])
 def test_subsidy_can_be_refused_from_any_stage_with_a_note(
-    desk: CaseDesk, cases: InMemoryCases, stage: str
+    desk: CaseDesk, cases: CaseRepository, stage: str
 ) -> None:
     case = file_subsidy(cases)
     path = ["已申报", "公示中", "乡镇复核", "县级核实"]
     for status in path[1 : path.index(stage) + 1]:
-        desk.transition(ADMIN, case.number, status, now=at(2026, 6, 1))
+        desk.transition(cases, ADMIN, case.number, status, now=at(2026, 6, 1))
     with pytest.raises(NoteRequired):
-        desk.transition(ADMIN, case.number, "不予通过", now=at(2026, 6, 2))
-    refused = desk.transition(ADMIN, case.number, "不予通过", now=at(2026, 6, 2), note="规模不符")
+        desk.transition(cases, ADMIN, case.number, "不予通过", now=at(2026, 6, 2))
+    refused = desk.transition(
+        cases, ADMIN, case.number, "不予通过", now=at(2026, 6, 2), note="规模不符"
+    )
     assert refused.status == "不予通过"
 
 
 def test_preregistration_converts_only_inside_a_window(
-    desk: CaseDesk, cases: InMemoryCases
+    desk: CaseDesk, cases: CaseRepository
 ) -> None:
     case = file_subsidy(cases, month=7, day=1)
     assert case.status == "预登记"
     with pytest.raises(CaseError) as info:
-        desk.transition(ADMIN, case.number, "已申报", now=at(2026, 7, 15))
+        desk.transition(cases, ADMIN, case.number, "已申报", now=at(2026, 7, 15))
     assert "8月" in info.value.message or "08月" in info.value.message
-    applied = desk.transition(ADMIN, case.number, "已申报", now=at(2026, 8, 12))
+    applied = desk.transition(cases, ADMIN, case.number, "已申报", now=at(2026, 8, 12))
     assert applied.status == "已申报"
     assert applied.due_dates["县级核实"] == date(2026, 9, 20)
     assert applied.due_dates["资金拨付"] == date(2026, 9, 30)
 
 
-def test_farmers_see_only_their_own_cases(desk: CaseDesk, cases: InMemoryCases) -> None:
+def test_farmers_see_only_their_own_cases(desk: CaseDesk, cases: CaseRepository) -> None:
     mine = file_risk(cases)
-    assert desk.get(FARMER, mine.number) == mine
+    assert desk.get(cases, FARMER, mine.number) == mine
     with pytest.raises(CaseNotFound):
-        desk.get(OTHER_FARMER, mine.number)
-    assert desk.list_for(OTHER_FARMER).total == 0
-    assert [c.number for c in desk.list_for(FARMER).items] == [mine.number]
+        desk.get(cases, OTHER_FARMER, mine.number)
+    assert desk.list_for(cases, OTHER_FARMER).total == 0
+    assert [c.number for c in desk.list_for(cases, FARMER).items] == [mine.number]
 
 
-def test_cadre_lists_are_limited_to_the_jurisdiction(desk: CaseDesk, cases: InMemoryCases) -> None:
+def test_cadre_lists_are_limited_to_the_jurisdiction(desk: CaseDesk, cases: CaseRepository) -> None:
     file_risk(cases)
     file_subsidy(cases)
-    assert desk.list_for(VILLAGE_CADRE).total == 2
-    assert desk.list_for(TOWNSHIP_CADRE).total == 2
-    assert desk.list_for(OTHER_VILLAGE_CADRE).total == 0
-    assert desk.list_for(ADMIN).total == 2
-    assert desk.list_for(ADMIN, statuses=frozenset({"已申报"})).total == 1
-    page = desk.list_for(ADMIN, limit=1, offset=1)
+    assert desk.list_for(cases, VILLAGE_CADRE).total == 2
+    assert desk.list_for(cases, TOWNSHIP_CADRE).total == 2
+    assert desk.list_for(cases, OTHER_VILLAGE_CADRE).total == 0
+    assert desk.list_for(cases, ADMIN).total == 2
+    assert desk.list_for(cases, ADMIN, statuses=frozenset({"已申报"})).total == 1
+    page = desk.list_for(cases, ADMIN, limit=1, offset=1)
     assert page.total == 2
     assert len(page.items) == 1
 
 
-def test_due_soon_and_overdue(desk: CaseDesk, cases: InMemoryCases) -> None:
+def test_due_soon_and_overdue(desk: CaseDesk, cases: CaseRepository) -> None:
     early = file_risk(cases, day=1)  # 识别认定 due 5-16
     late = file_risk(cases, day=12)  # due 5-27
     file_subsidy(cases)  # 县级核实 due 6-20
     today = date(2026, 5, 18)
-    overdue = desk.overdue(VILLAGE_CADRE, today)
+    overdue = desk.overdue(cases, VILLAGE_CADRE, today)
     assert [(i.case.number, i.due_name, i.days_left) for i in overdue] == [
         (early.number, "识别认定", -2)
     ]
-    soon = desk.due_soon(TOWNSHIP_CADRE, today, 10)
+    soon = desk.due_soon(cases, TOWNSHIP_CADRE, today, 10)
     assert [(i.case.number, i.due_on) for i in soon] == [(late.number, date(2026, 5, 27))]
-    assert desk.due_soon(OTHER_TOWNSHIP_CADRE, today, 10) == []
-    assert desk.overdue(FARMER, today) == []
+    assert desk.due_soon(cases, OTHER_TOWNSHIP_CADRE, today, 10) == []
+    assert desk.overdue(cases, FARMER, today) == []
     # once identification is done the 识别认定 deadline no longer counts
-    desk.transition(ADMIN, early.number, "核实中", now=at(2026, 5, 18))
-    desk.transition(ADMIN, early.number, "已纳入监测", now=at(2026, 5, 18))
-    assert desk.overdue(ADMIN, today) == []
-    assert [i.due_name for i in desk.due_soon(ADMIN, today, 10)] == ["识别认定", "帮扶计划"]
+    desk.transition(cases, ADMIN, early.number, "核实中", now=at(2026, 5, 18))
+    desk.transition(cases, ADMIN, early.number, "已纳入监测", now=at(2026, 5, 18))
+    assert desk.overdue(cases, ADMIN, today) == []
+    assert [i.due_name for i in desk.due_soon(cases, ADMIN, today, 10)] == ["识别认定", "帮扶计划"]
 
 
-def test_views_mask_id_numbers_except_for_admins(desk: CaseDesk, cases: InMemoryCases) -> None:
+def test_views_mask_id_numbers_except_for_admins(desk: CaseDesk, cases: CaseRepository) -> None:
     case = file_risk(cases)
     today = date(2026, 5, 12)
     for viewer in (FARMER, VILLAGE_CADRE, TOWNSHIP_CADRE):
@@ -246,9 +277,9 @@ def test_views_mask_id_numbers_except_for_admins(desk: CaseDesk, cases: InMemory
     assert "可办理为" not in desk.render(case, FARMER, today=today)
 
 
-def test_list_view(desk: CaseDesk, cases: InMemoryCases) -> None:
+def test_list_view(desk: CaseDesk, cases: CaseRepository) -> None:
     case = file_risk(cases)
-    text = desk.render_list(desk.list_for(FARMER))
+    text = desk.render_list(desk.list_for(cases, FARMER))
     assert case.number in text
     assert "已受理" in text
     assert VALID_ID not in text

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
 
 from cadrebot.handlers.forms import FormEngine, StepOutcome
 from cadrebot.handlers.ports import DialogPhase, DialogState
+from tests.support.clock import IDLE, at
+from tests.support.forms import RISK_TYPED, VALID_ID
 
-from .formdriver import RISK_ANSWERS, answer_all
-from .helpers import IDLE, KEY, VALID_ID, at
+from .formdriver import answer_all
+from .helpers import KEY
 
 NOW = at(2026, 5, 12)
 FIELD_ORDER = (
@@ -31,7 +34,7 @@ FIELD_ORDER = (
 def at_field(engine: FormEngine, field: str) -> DialogState:
     """The risk form with every field before ``field`` answered validly."""
     index = FIELD_ORDER.index(field)
-    state, _ = answer_all(engine, "risk_report", RISK_ANSWERS[:index], NOW)
+    state, _ = answer_all(engine, "risk_report", RISK_TYPED[:index], NOW)
     assert state.current_field == field
     return state
 
@@ -51,7 +54,7 @@ def test_fields_are_asked_one_at_a_time_in_order(engine: FormEngine) -> None:
     assert result.state is not None
     state = result.state
     asked = [state.current_field]
-    for text in RISK_ANSWERS:
+    for text in RISK_TYPED:
         result = engine.step(state, text, NOW)
         assert result.state is not None
         state = result.state
@@ -160,9 +163,14 @@ def test_multi_choice_toggle_flow(engine: FormEngine) -> None:
     assert step.state is not None
     step = engine.step(step.state, "toggle:1", NOW)
     assert step.state is not None
-    assert "因病、因灾" in step.replies[0].text
+    (toggled,) = step.replies
+    assert toggled == dataclasses.replace(engine.prompt(step.state), replaces_origin=True)
+    assert toggled.selected == ("因病", "因灾")
+    assert "已选：因病、因灾。" in toggled.text
+    assert toggled.text.startswith(prompt.text.split("\n")[0])  # the question stays
     step = engine.step(step.state, "toggle:4", NOW)  # toggled off again
     assert step.state is not None
+    assert step.replies[0].selected == ("因病",)
     step = engine.step(step.state, "toggle:12", NOW)
     assert step.state is not None
     assert step.state.current_field == "risk_types"
@@ -174,7 +182,7 @@ def test_multi_choice_toggle_flow(engine: FormEngine) -> None:
 
 
 def test_summary_lists_all_answers_numbered_with_masked_id(engine: FormEngine) -> None:
-    state, result = answer_all(engine, "risk_report", RISK_ANSWERS, NOW)
+    state, result = answer_all(engine, "risk_report", RISK_TYPED, NOW)
     assert state.phase is DialogPhase.SUMMARY
     text = result.replies[-1].text
     assert "1. 姓名：张三" in text
@@ -188,7 +196,7 @@ def test_summary_lists_all_answers_numbered_with_masked_id(engine: FormEngine) -
 
 @pytest.mark.parametrize("request_text", ["改 3", "修改 手机号", "3", "修改手机号"])
 def test_edit_from_summary(engine: FormEngine, request_text: str) -> None:
-    state, _ = answer_all(engine, "risk_report", RISK_ANSWERS, NOW)
+    state, _ = answer_all(engine, "risk_report", RISK_TYPED, NOW)
     editing = engine.step(state, request_text, NOW)
     assert editing.outcome is StepOutcome.ASKED
     assert editing.state is not None
@@ -209,7 +217,7 @@ def test_edit_from_summary(engine: FormEngine, request_text: str) -> None:
 
 
 def test_edit_that_enables_a_field_asks_it_then_returns_to_summary(engine: FormEngine) -> None:
-    state, _ = answer_all(engine, "risk_report", RISK_ANSWERS, NOW)
+    state, _ = answer_all(engine, "risk_report", RISK_TYPED, NOW)
     editing = engine.step(state, "修改 风险类型", NOW).state
     assert editing is not None
     asked = engine.step(editing, "1,13", NOW).state
@@ -222,7 +230,7 @@ def test_edit_that_enables_a_field_asks_it_then_returns_to_summary(engine: FormE
 
 
 def test_edit_that_disables_a_field_drops_its_answer(engine: FormEngine) -> None:
-    answers = list(RISK_ANSWERS)
+    answers = list(RISK_TYPED)
     answers[7:8] = ["1,13", "房屋受损"]
     state, _ = answer_all(engine, "risk_report", answers, NOW)
     assert state.answers["other_risk"] == "房屋受损"
@@ -235,7 +243,7 @@ def test_edit_that_disables_a_field_drops_its_answer(engine: FormEngine) -> None
 
 
 def test_summary_rejects_unknown_requests(engine: FormEngine) -> None:
-    state, _ = answer_all(engine, "risk_report", RISK_ANSWERS, NOW)
+    state, _ = answer_all(engine, "risk_report", RISK_TYPED, NOW)
     for text, why in [("改 15", "1到11"), ("修改 邮箱", "“邮箱”"), ("好的呀", "确认提交")]:
         result = engine.step(state, text, NOW)
         assert result.outcome is StepOutcome.REJECTED
@@ -244,7 +252,7 @@ def test_summary_rejects_unknown_requests(engine: FormEngine) -> None:
 
 
 def test_back_from_summary_and_from_editing(engine: FormEngine) -> None:
-    state, _ = answer_all(engine, "risk_report", RISK_ANSWERS, NOW)
+    state, _ = answer_all(engine, "risk_report", RISK_TYPED, NOW)
     last = engine.step(state, "返回", NOW).state
     assert last is not None
     assert last.current_field == "consent"
@@ -257,7 +265,7 @@ def test_back_from_summary_and_from_editing(engine: FormEngine) -> None:
 
 
 def test_confirm_submits_the_answers(engine: FormEngine) -> None:
-    state, _ = answer_all(engine, "risk_report", RISK_ANSWERS, NOW)
+    state, _ = answer_all(engine, "risk_report", RISK_TYPED, NOW)
     result = engine.step(state, "确认提交", NOW)
     assert result.outcome is StepOutcome.SUBMIT
     assert result.answers == state.answers

@@ -4,15 +4,16 @@ from datetime import date
 
 from cadrebot.handlers.forms import FormEngine, StepOutcome, risk_report
 from cadrebot.handlers.ports import Case
+from tests.support.clock import at
+from tests.support.forms import RISK_TYPED, VALID_ID
 
-from .formdriver import RISK_ANSWERS, answer_all
-from .helpers import VALID_ID, at
+from .formdriver import answer_all
 
 NOW = at(2026, 5, 12, 9, 30)
 
 
 def filed(engine: FormEngine) -> Case:
-    state, _ = answer_all(engine, "risk_report", RISK_ANSWERS, NOW)
+    state, _ = answer_all(engine, "risk_report", RISK_TYPED, NOW)
     result = engine.step(state, "确认提交", NOW)
     assert result.outcome is StepOutcome.SUBMIT
     new = risk_report.FORM.file_case(result.answers, 7, NOW)
@@ -54,7 +55,7 @@ def test_end_to_end_files_an_accepted_case_due_in_15_days(engine: FormEngine) ->
 
 
 def test_new_case_uses_the_fx_prefix(engine: FormEngine) -> None:
-    state, _ = answer_all(engine, "risk_report", RISK_ANSWERS, NOW)
+    state, _ = answer_all(engine, "risk_report", RISK_TYPED, NOW)
     new = risk_report.FORM.file_case(state.answers, 1, NOW)
     assert new.number_prefix == "FX"
 

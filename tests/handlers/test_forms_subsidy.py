@@ -1,18 +1,22 @@
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, datetime
 
 import pytest
 
-from cadrebot.handlers.forms import FormEngine, StepOutcome, subsidy
+from cadrebot.handlers.export import ledger_rows
+from cadrebot.handlers.forms import FormEngine, FormRegistry, StepOutcome, subsidy
 from cadrebot.handlers.ports import Case, NewCase
+from tests.support.clock import at
+from tests.support.forms import SUBSIDY_TYPED
 
-from .formdriver import SUBSIDY_ANSWERS, answer_all
-from .helpers import KEY, at
+from .formdriver import answer_all
+from .helpers import KEY
 
 
 def file_on(engine: FormEngine, now: datetime) -> tuple[NewCase, str]:
-    state, result = answer_all(engine, "subsidy", SUBSIDY_ANSWERS, now)
+    state, result = answer_all(engine, "subsidy", SUBSIDY_TYPED, now)
     summary = result.replies[-1].text
     submit = engine.step(state, "确认提交", now)
     assert submit.outcome is StepOutcome.SUBMIT
@@ -117,10 +121,38 @@ def test_round_boundaries() -> None:
 
 
 def test_scale_and_investment_are_validated(engine: FormEngine) -> None:
-    state, _ = answer_all(engine, "subsidy", SUBSIDY_ANSWERS[:8], at(2026, 5, 12))
+    state, _ = answer_all(engine, "subsidy", SUBSIDY_TYPED[:8], at(2026, 5, 12))
     assert state.current_field == "scale"
     assert engine.step(state, "0", at(2026, 5, 12)).outcome is StepOutcome.REJECTED
-    state, _ = answer_all(engine, "subsidy", SUBSIDY_ANSWERS[:9], at(2026, 5, 12))
+    state, _ = answer_all(engine, "subsidy", SUBSIDY_TYPED[:9], at(2026, 5, 12))
     bad_unit = engine.step(state, "公斤", at(2026, 5, 12))
     assert bad_unit.outcome is StepOutcome.REJECTED
     assert "1到5" in bad_unit.replies[0].text
+
+
+def test_the_form_declares_its_workflow_and_ledger(engine: FormEngine) -> None:
+    in_window, _ = file_on(engine, at(2026, 5, 20))
+    outside, _ = file_on(engine, at(2026, 7, 1))
+    workflow = subsidy.FORM.workflow
+    for new in (in_window, outside):
+        assert new.status in workflow.statuses
+        assert set(new.due_dates) <= set(workflow.due_names)
+    rule = workflow.rule("预登记", "已申报")
+    assert rule is not None and rule.guard is not None
+    assert "不在产业奖补申报期内" in (rule.guard(date(2026, 7, 1)) or "")
+    assert rule.guard(date(2026, 8, 20)) is None
+
+    headers, rows = ledger_rows(
+        [as_case(in_window)], "subsidy", FormRegistry([subsidy.FORM]), unmasked=False
+    )
+    assert "申报批次" in headers and "round" not in headers
+    assert {f"期限·{name}" for name in workflow.due_names} <= set(headers)  # even unset ones
+    assert rows[0][headers.index("申报批次")] == "2026年第一批"
+
+
+def test_a_form_and_its_workflow_file_the_same_case_type() -> None:
+    other = dataclasses.replace(subsidy.WORKFLOW, case_type="other")
+    with pytest.raises(ValueError, match="case type"):
+        dataclasses.replace(subsidy.FORM, workflow=other)
+    with pytest.raises(ValueError, match="also asked"):
+        dataclasses.replace(subsidy.FORM, extra_field_labels={"name": "姓名"})

@@ -6,8 +6,7 @@ import pytest
 
 from cadrebot.handlers.forms import validators as v
 from cadrebot.handlers.forms.validators import InvalidAnswer
-
-from .helpers import VALID_ID, VALID_ID_X
+from tests.support.forms import VALID_ID, VALID_ID_X
 
 TODAY = date(2026, 5, 12)
 

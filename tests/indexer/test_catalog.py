@@ -14,8 +14,8 @@ from cadrebot.indexer.catalog import (
     read_catalog,
 )
 from cadrebot.indexer.types import DocumentMeta
+from tests.support.paths import REPO_KNOWLEDGE
 
-KNOWLEDGE_DIR = Path(__file__).resolve().parents[2] / "knowledge"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
@@ -154,8 +154,8 @@ def test_malformed_catalog_gives_a_chinese_error(tmp_path: Path) -> None:
 
 
 def test_the_project_catalog_covers_every_document() -> None:
-    catalog = read_catalog(KNOWLEDGE_DIR / "catalog.toml")
-    assert set(catalog) == {p.name for p in KNOWLEDGE_DIR.glob("*.txt")}
+    catalog = read_catalog(REPO_KNOWLEDGE / "catalog.toml")
+    assert set(catalog) == {p.name for p in REPO_KNOWLEDGE.glob("*.txt")}
     assert catalog["jiangxi-2023-work-points.txt"].doc_number == "赣党农字〔2023〕2号"
 
 

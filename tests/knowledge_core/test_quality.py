@@ -9,15 +9,15 @@ import pytest
 from cadrebot.bot.wiring import build_knowledge
 from cadrebot.evaluation import load_items, run_eval
 from cadrebot.handlers.qa import render_answer
-
-from .conftest import DEV_SET, KNOWLEDGE, make_settings
+from tests.support.paths import DEV_SET, REPO_KNOWLEDGE
+from tests.support.settings import make_settings
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def knowledge(full_index_dir: Path):  # type: ignore[no-untyped-def]
-    k = build_knowledge(make_settings(full_index_dir, KNOWLEDGE))
+    k = build_knowledge(make_settings(full_index_dir, REPO_KNOWLEDGE))
     k.searcher.load()
     return k
 

@@ -11,8 +11,8 @@ import pytest
 from cadrebot.indexer.builder import IndexBuilder
 from cadrebot.indexer.search import HybridSearcher
 from cadrebot.indexer.store import IndexNotFoundError, IndexStore
-
-from .conftest import CountingEmbedder, make_settings
+from tests.support.knowledge import CountingEmbedder
+from tests.support.settings import make_settings
 
 DOC_A = """关于印发测试县防返贫工作要点的通知
 

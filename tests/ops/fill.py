@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from cadrebot.handlers.ports import (
     CaseQuery,
@@ -20,30 +19,13 @@ from cadrebot.handlers.ports import (
     Role,
 )
 from cadrebot.storage import SqlUnitOfWorkFactory
+from tests.support.cases import risk_case
+from tests.support.clock import at
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-T0 = datetime(2026, 3, 2, 9, 30, tzinfo=SHANGHAI)
+T0 = at(2026, 3, 2, 9, 30)
 KEY = ConversationKey("telegram", "5001")
 ALL_ROLES = frozenset(Role)
-
-
-def risk_case(submitter_id: int, at: datetime, name: str = "张三") -> NewCase:
-    return NewCase(
-        case_type="risk_report",
-        number_prefix="FX",
-        status="已受理",
-        fields={
-            "姓名": name,
-            "身份证号": "36072119850312461X",
-            "风险类型": ["支出骤增"],
-            "家庭人口": 4,
-        },
-        submitter_id=submitter_id,
-        township="大塘埠镇",
-        village="坪石村",
-        submitted_at=at,
-        due_dates={"识别认定": date(2026, 3, 17)},
-    )
+DUE = {"识别认定": date(2026, 3, 17)}
 
 
 def fill(factory: SqlUnitOfWorkFactory) -> None:
@@ -52,8 +34,8 @@ def fill(factory: SqlUnitOfWorkFactory) -> None:
         farmer = uow.users.get_or_create("telegram", "5001", "张三")
         cadre = uow.users.get_or_create("telegram", "5002", "李村干部")
         uow.users.set_role(cadre.id, Role.CADRE, "大塘埠镇", "坪石村")
-        first = uow.cases.create(risk_case(farmer.id, T0))
-        uow.cases.create(risk_case(farmer.id, T0 + timedelta(hours=1), name="王五"))
+        first = uow.cases.create(risk_case(farmer.id, T0, due_dates=DUE))
+        uow.cases.create(risk_case(farmer.id, T0 + timedelta(hours=1), name="王五", due_dates=DUE))
         uow.cases.create(
             NewCase(
                 case_type="subsidy",

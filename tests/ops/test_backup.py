@@ -24,8 +24,11 @@ from cadrebot.storage.backup import (
     restore_database,
     table_counts,
 )
+from tests.support.cases import risk_case
+from tests.support.clock import SHANGHAI
+from tests.support.database import sqlite_file_url
 
-from .fill import SHANGHAI, T0, fill, risk_case, snapshot
+from .fill import DUE, T0, fill, snapshot
 
 
 def _migrated(url: str) -> SqlUnitOfWorkFactory:
@@ -61,7 +64,7 @@ def pg_target(pg_url: str) -> Iterator[str]:
 @pytest.fixture
 def restore_target(db_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     if make_url(db_url).get_backend_name() == "sqlite":
-        return f"sqlite:///{tmp_path / 'restored' / 'cadrebot.sqlite3'}"
+        return sqlite_file_url(tmp_path / "restored" / "cadrebot.sqlite3")
     target: str = request.getfixturevalue("pg_target")
     return target
 
@@ -89,7 +92,7 @@ def test_restored_database_matches_and_works(
         with restored() as uow:
             farmer = uow.users.find("telegram", "5001")
             assert farmer is not None
-            case = uow.cases.create(risk_case(farmer.id, T0 + timedelta(days=3)))
+            case = uow.cases.create(risk_case(farmer.id, T0 + timedelta(days=3), due_dates=DUE))
             newcomer = uow.users.get_or_create("telegram", "5003", "赵六")
             uow.commit()
         assert case.number == "FX-2026-000003"
@@ -106,7 +109,7 @@ def test_restore_refuses_a_database_with_data_unless_replace(db_url: str, tmp_pa
         with factory() as uow:  # written after the backup: a restore must undo it
             farmer = uow.users.find("telegram", "5001")
             assert farmer is not None
-            uow.cases.create(risk_case(farmer.id, T0 + timedelta(days=5)))
+            uow.cases.create(risk_case(farmer.id, T0 + timedelta(days=5), due_dates=DUE))
             uow.commit()
         with pytest.raises(BackupError, match="--replace"):
             restore_database(db_url, backup.path)
@@ -135,7 +138,9 @@ def test_sqlite_backup_while_the_bot_writes(sqlite_url: str, tmp_path: Path) -> 
         while not stop.is_set() or n < 20:
             with factory() as uow:
                 written.append(
-                    uow.cases.create(risk_case(farmer.id, T0 + timedelta(minutes=n))).number
+                    uow.cases.create(
+                        risk_case(farmer.id, T0 + timedelta(minutes=n), due_dates=DUE)
+                    ).number
                 )
                 uow.commit()
             n += 1
@@ -154,7 +159,7 @@ def test_sqlite_backup_while_the_bot_writes(sqlite_url: str, tmp_path: Path) -> 
     for backup in backups:
         # A consistent snapshot: every case with its creation event, numbers without holes.
         assert backup.tables["cases"] == backup.tables["case_events"] >= 10
-        copy = _factory(f"sqlite:///{backup.path}")
+        copy = _factory(sqlite_file_url(backup.path))
         try:
             with copy() as uow:
                 numbers = [c.number for c in uow.cases.list_cases(CaseQuery(), limit=1000).items]
@@ -175,7 +180,7 @@ def test_backup_kind_and_wrong_files(tmp_path: Path, sqlite_url: str) -> None:
     with pytest.raises(BackupError, match="目录"):
         backup_database(sqlite_url, tmp_path)
     with pytest.raises(BackupError, match="找不到数据库文件"):
-        backup_database(f"sqlite:///{tmp_path / 'none.sqlite3'}", tmp_path / "x.backup")
+        backup_database(sqlite_file_url(tmp_path / "none.sqlite3"), tmp_path / "x.backup")
 
 
 @pytest.mark.postgres
@@ -211,7 +216,7 @@ def test_cli_backup_and_restore(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     source_dir, target_dir = tmp_path / "source", tmp_path / "target"
-    factory = _migrated(f"sqlite:///{source_dir / 'cadrebot.sqlite3'}")
+    factory = _migrated(sqlite_file_url(source_dir / "cadrebot.sqlite3"))
     try:
         fill(factory)
     finally:
@@ -227,7 +232,7 @@ def test_cli_backup_and_restore(
     monkeypatch.setenv("CADREBOT_DATA_DIR", str(target_dir))
     assert cli_main(["restore", str(backup)]) == 0
     assert "已从" in capsys.readouterr().out
-    engine = make_engine(f"sqlite:///{target_dir / 'cadrebot.sqlite3'}")
+    engine = make_engine(sqlite_file_url(target_dir / "cadrebot.sqlite3"))
     try:
         with engine.connect() as connection:
             assert (

@@ -15,8 +15,8 @@ import yaml
 from dockerfile_parse import DockerfileParser
 
 from cadrebot.bot.cli import _parser
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
 COMPOSE = REPO / "deploy" / "compose.yaml"
 NGINX = REPO / "deploy" / "nginx.conf"

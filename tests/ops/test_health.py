@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from cadrebot.ops import check_database, check_health
 from cadrebot.ops.probe import main as probe_main
 from cadrebot.storage import head_revision, make_engine, upgrade
+from tests.support.database import sqlite_file_url
 
 
 @pytest.fixture
@@ -135,7 +136,7 @@ def test_local_probe(
     for name in ("CADREBOT_DATABASE_URL", "DATABASE_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CADREBOT_DATA_DIR", str(tmp_path))
-    engine = make_engine(f"sqlite:///{tmp_path / 'cadrebot.sqlite3'}")
+    engine = make_engine(sqlite_file_url(tmp_path / "cadrebot.sqlite3"))
     upgrade(engine)
     engine.dispose()
     assert probe_main(["--local"]) == 1  # no index published yet

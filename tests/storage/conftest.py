@@ -8,17 +8,15 @@ import pytest
 from sqlalchemy import Engine
 
 from cadrebot.handlers.ports import UnitOfWorkFactory, User
-from cadrebot.storage import SqlUnitOfWorkFactory, make_engine, upgrade
-
-from .helpers import SHANGHAI
+from cadrebot.storage import SqlUnitOfWorkFactory
+from tests.support.clock import SHANGHAI
+from tests.support.database import migrated_engine
 
 
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
-    engine = make_engine(db_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
+    with migrated_engine(db_url) as engine:
+        yield engine
 
 
 @pytest.fixture

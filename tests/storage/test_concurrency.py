@@ -8,40 +8,28 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from cadrebot.handlers.ports import (
     ConcurrentUpdateError,
     ConversationKey,
-    DialogPhase,
-    DialogState,
     UnitOfWork,
     UnitOfWorkFactory,
     User,
 )
-from cadrebot.storage import SqlUnitOfWork, SqlUnitOfWorkFactory, make_engine, upgrade
+from cadrebot.storage import SqlUnitOfWork, SqlUnitOfWorkFactory
+from tests.support.cases import risk_case
+from tests.support.clock import SHANGHAI, at
+from tests.support.database import migrated_engine
 
-from .helpers import KEY, SHANGHAI, at, risk_report
+from .helpers import KEY, counter_state
 
 THREADS = 8
 INCREMENTS = 25
 
 
-def _new_state(key: ConversationKey) -> DialogState:
-    return DialogState(
-        key=key,
-        form_name="risk_report",
-        current_field="家庭人口",
-        phase=DialogPhase.ASKING,
-        answers={"count": 0},
-        started_at=at(2026, 5, 6),
-        updated_at=at(2026, 5, 6),
-    )
-
-
 def _increment(uow: UnitOfWork, key: ConversationKey) -> None:
-    state = uow.dialogs.load(key) or _new_state(key)
+    state = uow.dialogs.load(key) or counter_state(key)
     count = state.answers["count"]
     assert isinstance(count, int)
     uow.dialogs.save(dataclasses.replace(state, answers={**state.answers, "count": count + 1}))
@@ -99,7 +87,7 @@ def test_concurrent_filings_get_distinct_consecutive_numbers(
     def file_cases() -> None:
         for _ in range(10):
             with uow_factory() as uow:
-                number = uow.cases.create(risk_report(farmer, at(2026, 5, 6))).number
+                number = uow.cases.create(risk_case(farmer.id, at(2026, 5, 6))).number
                 uow.commit()
             with lock:
                 numbers.append(number)
@@ -113,10 +101,8 @@ def test_concurrent_filings_get_distinct_consecutive_numbers(
 
 @pytest.fixture
 def pg_factory(pg_url: str) -> Iterator[SqlUnitOfWorkFactory]:
-    engine: Engine = make_engine(pg_url)
-    upgrade(engine)
-    yield SqlUnitOfWorkFactory(engine, tz=SHANGHAI)
-    engine.dispose()
+    with migrated_engine(pg_url) as engine:
+        yield SqlUnitOfWorkFactory(engine, tz=SHANGHAI)
 
 
 def _with_lock_timeout(uow: SqlUnitOfWork, timeout: str) -> SqlUnitOfWork:

@@ -9,7 +9,8 @@ import sys
 import zipfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.database import sqlite_file_url
+from tests.support.paths import REPO
 
 MIGRATE_AND_REPORT = """
 import sys
@@ -47,7 +48,7 @@ def test_wheel_ships_the_migrations_and_upgrade_runs_from_it(tmp_path: Path) -> 
     subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    url = f"sqlite:///{tmp_path / 'installed.sqlite3'}"
+    url = sqlite_file_url(tmp_path / "installed.sqlite3")
     env = {**os.environ, "PYTHONPATH": str(site)}
     result = subprocess.run(
         [sys.executable, "-c", MIGRATE_AND_REPORT, url, str(site)],

@@ -23,8 +23,10 @@ from cadrebot.storage import (
     make_engine,
     upgrade,
 )
+from tests.support.cases import ID_NUMBER, risk_case
+from tests.support.clock import SHANGHAI, at
 
-from .helpers import ID_NUMBER, KEY, SHANGHAI, at, risk_report
+from .helpers import KEY
 
 log = logging.getLogger("cadrebot.test")
 
@@ -51,7 +53,7 @@ def _run_a_whole_case_flow(db_url: str) -> None:
             assert uow.dialogs.load(KEY) == state
             case = uow.cases.create(
                 dataclasses.replace(
-                    risk_report(farmer, at(2026, 5, 6)), due_dates={"识别认定": date(2026, 5, 21)}
+                    risk_case(farmer.id, at(2026, 5, 6)), due_dates={"识别认定": date(2026, 5, 21)}
                 )
             )
             uow.dialogs.delete(KEY)
@@ -86,7 +88,7 @@ def _run_a_whole_case_flow(db_url: str) -> None:
         # PostgreSQL quotes the failing row (each value cut to ~64 bytes) in its error
         # detail, so the number goes first in the JSON to be sure it would be quoted.
         bad = dataclasses.replace(
-            risk_report(farmer, at(2026, 5, 8)),
+            risk_case(farmer.id, at(2026, 5, 8)),
             case_type="unknown",
             fields={"身份证号": ID_NUMBER, "姓名": "张三"},
         )

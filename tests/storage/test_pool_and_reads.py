@@ -14,13 +14,12 @@ from cadrebot.handlers.ports import UnitOfWorkFactory
 from cadrebot.storage import db as storage_db
 from cadrebot.storage import make_engine, upgrade
 
-from .helpers import KEY
-from .test_concurrency import _new_state
+from .helpers import KEY, counter_state
 
 
 def _save_state(uow_factory: UnitOfWorkFactory) -> None:
     with uow_factory() as uow:
-        uow.dialogs.save(_new_state(KEY))
+        uow.dialogs.save(counter_state(KEY))
         uow.commit()
 
 

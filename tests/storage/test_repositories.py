@@ -23,8 +23,10 @@ from cadrebot.handlers.ports import (
     User,
 )
 from cadrebot.storage.models import CaseEventRow, CaseRow, ExchangeRow
+from tests.support.cases import ID_NUMBER, risk_case
+from tests.support.clock import SHANGHAI, at
 
-from .helpers import ID_NUMBER, KEY, SHANGHAI, at, risk_report
+from .helpers import KEY
 
 # --------------------------------------------------------------------------- users
 
@@ -195,7 +197,7 @@ def test_filing_a_case_and_clearing_the_dialog_is_atomic(
 
     def file_then_crash() -> None:
         with uow_factory() as uow, uow.dialogs.locked(KEY):
-            uow.cases.create(risk_report(farmer, at(2026, 5, 6)))
+            uow.cases.create(risk_case(farmer.id, at(2026, 5, 6)))
             uow.dialogs.delete(KEY)
             raise Crash  # e.g. the confirmation reply failed to render
 
@@ -206,7 +208,7 @@ def test_filing_a_case_and_clearing_the_dialog_is_atomic(
         assert uow.cases.list_cases(CaseQuery()).total == 0
 
     with uow_factory() as uow, uow.dialogs.locked(KEY):
-        case = uow.cases.create(risk_report(farmer, at(2026, 5, 6)))
+        case = uow.cases.create(risk_case(farmer.id, at(2026, 5, 6)))
         uow.dialogs.delete(KEY)
         uow.commit()
     with uow_factory() as uow:
@@ -221,19 +223,19 @@ def test_case_numbers_count_per_prefix_and_year(
     uow_factory: UnitOfWorkFactory, farmer: User
 ) -> None:
     subsidy = dataclasses.replace(
-        risk_report(farmer, at(2026, 5, 20)),
+        risk_case(farmer.id, at(2026, 5, 20)),
         case_type="subsidy",
         number_prefix="JB",
         status="已申报",
     )
     with uow_factory() as uow:
         numbers = [
-            uow.cases.create(risk_report(farmer, at(2026, 5, 6))).number,
-            uow.cases.create(risk_report(farmer, at(2026, 5, 7))).number,
+            uow.cases.create(risk_case(farmer.id, at(2026, 5, 6))).number,
+            uow.cases.create(risk_case(farmer.id, at(2026, 5, 7))).number,
             uow.cases.create(subsidy).number,
             # 00:30 on New Year's Day in Shanghai is still 2026 in UTC: the year is local.
-            uow.cases.create(risk_report(farmer, at(2027, 1, 1, 0, 30))).number,
-            uow.cases.create(risk_report(farmer, at(2026, 12, 31, 23, 30))).number,
+            uow.cases.create(risk_case(farmer.id, at(2027, 1, 1, 0, 30))).number,
+            uow.cases.create(risk_case(farmer.id, at(2026, 12, 31, 23, 30))).number,
         ]
         uow.commit()
     assert numbers == [
@@ -249,7 +251,7 @@ def test_created_case_reads_back_whole_with_its_creation_event(
     uow_factory: UnitOfWorkFactory, farmer: User
 ) -> None:
     new = dataclasses.replace(
-        risk_report(farmer, at(2026, 5, 6, 10, 15)),
+        risk_case(farmer.id, at(2026, 5, 6, 10, 15)),
         due_dates={"识别认定": date(2026, 5, 21)},
     )
     with uow_factory() as uow:
@@ -280,7 +282,7 @@ def test_transition_checks_status_merges_due_dates_and_appends_events(
     with uow_factory() as uow:
         case = uow.cases.create(
             dataclasses.replace(
-                risk_report(farmer, at(2026, 5, 6)), due_dates={"识别认定": date(2026, 5, 21)}
+                risk_case(farmer.id, at(2026, 5, 6)), due_dates={"识别认定": date(2026, 5, 21)}
             )
         )
         cadre = uow.users.get_or_create("telegram", "2001", "村干部")
@@ -352,7 +354,7 @@ def _file_cases(uow_factory: UnitOfWorkFactory, farmer: User) -> list[str]:
     with uow_factory() as uow:
         for submitted, township, village, status, due in specs:
             new = dataclasses.replace(
-                risk_report(farmer, submitted),
+                risk_case(farmer.id, submitted),
                 township=township,
                 village=village,
                 status=status,
@@ -416,7 +418,7 @@ def test_case_events_cannot_be_rewritten_through_the_orm(
     engine: Engine, uow_factory: UnitOfWorkFactory, farmer: User
 ) -> None:
     with uow_factory() as uow:
-        uow.cases.create(risk_report(farmer, at(2026, 5, 6)))
+        uow.cases.create(risk_case(farmer.id, at(2026, 5, 6)))
         uow.commit()
     with Session(engine) as session:
         event = session.scalars(select(CaseEventRow)).one()
@@ -428,7 +430,7 @@ def test_case_events_cannot_be_rewritten_through_the_orm(
 def test_case_type_outside_the_schema_is_refused(
     uow_factory: UnitOfWorkFactory, farmer: User
 ) -> None:
-    bad = dataclasses.replace(risk_report(farmer, at(2026, 5, 6)), case_type="other")
+    bad = dataclasses.replace(risk_case(farmer.id, at(2026, 5, 6)), case_type="other")
     with uow_factory() as uow, pytest.raises(Exception, match="case_type"):
         uow.cases.create(bad)
 
@@ -480,14 +482,14 @@ def test_exchanges_are_recorded(
 def test_naive_datetimes_are_refused(uow_factory: UnitOfWorkFactory, farmer: User) -> None:
     naive = at(2026, 5, 6).replace(tzinfo=None)
     with uow_factory() as uow, pytest.raises(Exception, match="naive"):
-        uow.cases.create(risk_report(farmer, naive))
+        uow.cases.create(risk_case(farmer.id, naive))
 
 
 def test_times_are_stored_as_instants(uow_factory: UnitOfWorkFactory, farmer: User) -> None:
     """A time given in UTC reads back as the same instant (in the factory's zone)."""
     given = at(2026, 5, 6, 9, 0).astimezone(UTC)
     with uow_factory() as uow:
-        case = uow.cases.create(risk_report(farmer, given))
+        case = uow.cases.create(risk_case(farmer.id, given))
     assert case.submitted_at == given
     assert case.submitted_at.tzinfo == SHANGHAI
 
@@ -496,7 +498,7 @@ def test_json_is_stored_as_readable_utf8(
     engine: Engine, uow_factory: UnitOfWorkFactory, farmer: User
 ) -> None:
     with uow_factory() as uow:
-        uow.cases.create(risk_report(farmer, at(2026, 5, 6)))
+        uow.cases.create(risk_case(farmer.id, at(2026, 5, 6)))
         uow.commit()
     with engine.connect() as connection:
         raw = connection.execute(select(cast(CaseRow.fields, Text))).scalar_one()

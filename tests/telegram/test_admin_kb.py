@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Harness
+from tests.support.telegram import Harness
 
 NEW_DOCUMENT = """安远县乡村振兴局文件
 

@@ -9,16 +9,14 @@ from datetime import timedelta
 from openpyxl import load_workbook
 
 from cadrebot.handlers.ports import Role
-
-from ..handlers.helpers import VALID_ID
-from .conftest import Harness
-from .fake_telegram import FakeUser, button_labels
-from .test_forms import RISK_TYPED, SUBSIDY_TYPED
+from tests.support.fake_telegram import FakeUser, button_labels
+from tests.support.forms import RISK_TYPED, SUBSIDY_TYPED, VALID_ID
+from tests.support.telegram import Harness
 
 
 async def file_case(bot: Harness, user: FakeUser, command: str, answers: tuple[str, ...]) -> str:
     """File a case through the conversation service (fast; the forms have their own tests)."""
-    handle = bot.services.conversation.handle
+    handle = bot.services.core.handle
     for text in (command, *answers):
         await asyncio.to_thread(handle, "telegram", str(user.id), user.first_name, text)
     replies = await asyncio.to_thread(handle, "telegram", str(user.id), user.first_name, "确认提交")
@@ -28,7 +26,7 @@ async def file_case(bot: Harness, user: FakeUser, command: str, answers: tuple[s
 
 
 def make_cadre(bot: Harness, user: FakeUser, township: str, village: str | None) -> None:
-    with bot.services.office() as uow:
+    with bot.services.database.unit_of_work() as uow:
         record = uow.users.get_or_create("telegram", str(user.id), user.first_name)
         uow.users.set_role(record.id, Role.CADRE, township, village)
         uow.commit()
@@ -159,7 +157,7 @@ async def test_daily_reminder_and_overdue(bot: Harness) -> None:
     # Move the clock forward: the identification deadline is two days away.
     services = bot.services
     later = services.clock() + timedelta(days=13)
-    services.casework._clock = lambda: later  # type: ignore[method-assign]
+    services.core._desk._clock = lambda: later  # type: ignore[method-assign]
 
     [job] = bot.application.job_queue.get_jobs_by_name("daily-due-reminder")  # type: ignore[union-attr]
     await job.run(bot.application)

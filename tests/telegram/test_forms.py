@@ -3,38 +3,9 @@
 from __future__ import annotations
 
 from cadrebot.handlers.ports import CaseQuery, Role
-
-from ..handlers.helpers import VALID_ID
-from .conftest import Harness
-from .fake_telegram import FakeUser, button_labels
-
-RISK_TYPED = (
-    "张三",
-    VALID_ID,
-    "13812345678",
-    "大塘埠镇",
-    "长岭村",
-    "4",
-    "监测户",
-    "1,4",
-    "今年3月父亲住院做手术，花费较大，家里收入减少。",
-    "3000",
-    "是",
-)
-SUBSIDY_TYPED = (
-    "脱贫户",
-    "李四",
-    VALID_ID,
-    "13912345678",
-    "大塘埠镇",
-    "长岭村",
-    "种植",
-    "脐橙",
-    "5",
-    "亩",
-    "20000",
-    "否",
-)
+from tests.support.fake_telegram import FakeUser, button_labels
+from tests.support.forms import RISK_TYPED, SUBSIDY_TYPED, VALID_ID
+from tests.support.telegram import Harness
 
 
 async def type_answers(user: FakeUser, answers: tuple[str, ...]) -> dict[str, object]:
@@ -46,7 +17,7 @@ async def type_answers(user: FakeUser, answers: tuple[str, ...]) -> dict[str, ob
 
 
 def cases_of(bot: Harness, user_id: int) -> list[object]:
-    with bot.services.office() as uow:
+    with bot.services.database.unit_of_work() as uow:
         user = uow.users.find("telegram", str(user_id))
         assert user is not None
         return list(uow.cases.list_cases(CaseQuery(submitter_id=user.id)).items)
@@ -167,7 +138,7 @@ async def test_question_in_the_middle_of_a_form_with_ask(bot: Harness) -> None:
     await farmer.expect("请继续")
     farmer.say("孙八")  # the form carries on where it was
     await farmer.expect("身份证")
-    with bot.services.office() as uow:
+    with bot.services.database.unit_of_work() as uow:
         user = uow.users.find("telegram", "2006")
     assert user is not None and user.role is Role.FARMER
 

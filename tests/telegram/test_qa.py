@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from cadrebot.bot.telegram.handlers import QUESTION_KINDS
 from cadrebot.handlers.ports import ConversationKey, Feedback
-
-from .conftest import Harness
-from .fake_telegram import button_labels
+from cadrebot.handlers.qa import QUESTION_KINDS
+from tests.support.fake_telegram import button_labels
+from tests.support.telegram import Harness
 
 
 async def test_question_gets_a_cited_answer_with_feedback_buttons(bot: Harness) -> None:
@@ -22,7 +21,7 @@ async def test_question_gets_a_cited_answer_with_feedback_buttons(bot: Harness) 
         lambda: button_labels(bot.server.messages[answer["message_id"]]) == ["更多出处"]
     )
     assert any(a.get("text") == "感谢您的反馈！" for a in bot.server.callback_answers)
-    with bot.services.office() as uow:
+    with bot.services.database.unit_of_work() as uow:
         logged = uow.exchanges.latest(ConversationKey("telegram", "1001"), QUESTION_KINDS)
     assert logged is not None
     assert logged.feedback is Feedback.DOWN

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -13,10 +12,10 @@ import pytest
 
 from cadrebot.handlers.ports import CaseQuery
 from cadrebot.storage import CaseDatabase
-
-from .conftest import ADMIN_ID, make_settings
-from .fake_telegram import FakeTelegram
-from .test_forms import RISK_TYPED
+from tests.support.fake_telegram import FakeTelegram
+from tests.support.forms import RISK_TYPED
+from tests.support.processes import bot_env
+from tests.support.settings import ADMIN_ID, make_settings
 
 STARTUP_SECONDS = 90.0
 
@@ -24,18 +23,13 @@ STARTUP_SECONDS = 90.0
 def start_bot(
     server: FakeTelegram, data_dir: Path, knowledge_dir: Path, database_url: str, log: Path
 ) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CADREBOT_")}
-    env.pop("TELEGRAM_BOT_TOKEN", None)
-    env.pop("DATABASE_URL", None)
-    env.update(
-        {
-            "CADREBOT_DATA_DIR": str(data_dir),
-            "CADREBOT_KNOWLEDGE_DIR": str(knowledge_dir),
-            "CADREBOT_DATABASE_URL": database_url,
-            "CADREBOT_TELEGRAM_BOT_TOKEN": server.token,
-            "CADREBOT_TELEGRAM_API_URL": server.api_url,
-            "CADREBOT_TELEGRAM_ADMIN_IDS": str(ADMIN_ID),
-        }
+    env = bot_env(
+        data_dir=data_dir,
+        knowledge_dir=knowledge_dir,
+        database_url=database_url,
+        telegram_bot_token=server.token,
+        telegram_api_url=server.api_url,
+        telegram_admin_ids=ADMIN_ID,
     )
     with log.open("ab") as sink:
         return subprocess.Popen(

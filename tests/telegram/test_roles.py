@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import re
 
-from cadrebot.handlers.invites import ADMIN_ONLY, CADRE_ONLY
+from cadrebot.handlers.commands import ADMIN_ONLY, CADRE_ONLY
 from cadrebot.handlers.ports import Role
-
-from .conftest import Harness
+from tests.support.telegram import Harness
 
 
 async def test_farmer_is_refused_admin_and_cadre_commands(bot: Harness) -> None:
@@ -36,7 +35,7 @@ async def test_invite_register_list_and_revoke(bot: Harness) -> None:
     cadre = bot.user(3002, "刘干部")
     cadre.say(f"/register {code[0].lower()}")  # case does not matter
     await cadre.expect("登记成功")
-    with bot.services.office() as uow:
+    with bot.services.database.unit_of_work() as uow:
         user = uow.users.find("telegram", "3002")
     assert user is not None
     assert (user.role, user.township, user.village) == (Role.CADRE, "大塘埠镇", "长岭村")
@@ -63,6 +62,6 @@ async def test_admin_role_follows_settings_and_help_shows_admin_commands(bot: Ha
     admin = bot.admin()
     admin.say("/help")
     await admin.expect("/kbremove")
-    with bot.services.office() as uow:
+    with bot.services.database.unit_of_work() as uow:
         user = uow.users.find("telegram", str(admin.id))
     assert user is not None and user.role is Role.ADMIN

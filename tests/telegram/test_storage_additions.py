@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine
@@ -20,18 +19,17 @@ from cadrebot.handlers.ports import (
     NotFoundError,
     Role,
 )
-from cadrebot.storage import SqlUnitOfWorkFactory, make_engine, upgrade
+from cadrebot.storage import SqlUnitOfWorkFactory
+from tests.support.clock import SHANGHAI as ZONE
+from tests.support.database import migrated_engine
 
-ZONE = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 5, 20, 9, 30, tzinfo=ZONE)
 
 
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
-    engine = make_engine(db_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
+    with migrated_engine(db_url) as engine:
+        yield engine
 
 
 @pytest.fixture

@@ -6,11 +6,10 @@ import pytest
 
 from cadrebot.bot.telegram import keyboards as kb
 from cadrebot.bot.telegram.flood import FloodGuard, Verdict
-from cadrebot.bot.telegram.handlers import parse_command
 from cadrebot.bot.telegram.rendering import split_text
-from cadrebot.handlers.admin import AdminError, catalog_entry, safe_file_name, without_catalog_entry
 from cadrebot.handlers.invites import normalize_code
-from cadrebot.handlers.ports import Feedback, Option, Reply
+from cadrebot.handlers.ports import Action, KnowledgeError, Option, Reply
+from cadrebot.indexer.folder import catalog_entry, safe_file_name, without_catalog_entry
 
 
 @pytest.mark.parametrize(
@@ -19,13 +18,11 @@ from cadrebot.handlers.ports import Feedback, Option, Reply
         kb.OptionPayload("toggle:3"),
         kb.OptionPayload("确认提交"),
         kb.OptionLabel(2, 1),
-        kb.Rate(42, Feedback.UP),
-        kb.Rate(7, Feedback.DOWN),
-        kb.MoreSources(99),
-        kb.CasePage(10, "核实中"),
-        kb.CasePage(0, ""),
-        kb.CaseOpen("FX-2026-000001"),
-        kb.CaseMove("JB-2026-000123", "不予通过"),
+        kb.ActionCommand("/rate 42 up"),
+        kb.ActionCommand("/more 99"),
+        kb.ActionCommand("/cases 核实中 +10"),
+        kb.ActionCommand("/case FX-2026-000001"),
+        kb.ActionCommand("/setstatus JB-2026-000123 不予通过"),
     ],
 )
 def test_callback_data_round_trips_within_64_bytes(callback: kb.Callback) -> None:
@@ -34,16 +31,39 @@ def test_callback_data_round_trips_within_64_bytes(callback: kb.Callback) -> Non
     assert kb.decode(data) == callback
 
 
+@pytest.mark.parametrize(
+    ("data", "command"),
+    [
+        ("f:u:42", "/rate 42 up"),
+        ("f:d:7", "/rate 7 down"),
+        ("m:99", "/more 99"),
+        ("cl:10:核实中", "/cases 核实中 +10"),
+        ("cl:0:", "/cases +0"),
+        ("cv:FX-2026-000001", "/case FX-2026-000001"),
+        ("ct:JB-2026-000123:不予通过", "/setstatus JB-2026-000123 不予通过"),
+    ],
+)
+def test_buttons_of_the_previous_version_still_work(data: str, command: str) -> None:
+    assert kb.decode(data) == kb.ActionCommand(command)
+
+
 def test_unknown_callback_data_is_none() -> None:
     assert kb.decode("zz:1") is None
     assert kb.decode("f:u:notanumber") is None
+    assert kb.decode("c:not a command") is None
+
+
+def _buttons(reply: Reply) -> list[tuple[str, str]]:
+    markup = kb.reply_markup(reply)
+    assert isinstance(markup, kb.InlineKeyboardMarkup)
+    return [(b.text, str(b.callback_data)) for row in markup.inline_keyboard for b in row]
 
 
 def test_long_choice_falls_back_to_the_button_position() -> None:
     long_choice = "因病致贫返贫风险较大需要尽快核实的特殊困难情况"  # > 64 bytes with the prefix
     reply = Reply("请选择", options=(Option("是", "是"), Option(long_choice, long_choice)))
-    markup = kb.options_keyboard(reply)
-    assert markup is not None
+    markup = kb.reply_markup(reply)
+    assert isinstance(markup, kb.InlineKeyboardMarkup)
     buttons = [b for row in markup.inline_keyboard for b in row]
     assert buttons[0].callback_data == "p:是"
     row, column = next(
@@ -57,19 +77,23 @@ def test_long_choice_falls_back_to_the_button_position() -> None:
 
 def test_multi_choice_marks_the_selected_options() -> None:
     reply = Reply(
-        "已选：因病、因灾。\n可继续选择",
+        "主要风险？",
         options=(
             Option("因病", "toggle:1"),
             Option("因残", "toggle:2"),
             Option("因灾", "toggle:3"),
         ),
         multi_select=True,
+        selected=("因病", "因灾"),
     )
-    markup = kb.options_keyboard(reply)
-    assert markup is not None
-    labels = [b.text for row in markup.inline_keyboard for b in row]
-    assert labels == ["✓ 因病", "因残", "✓ 因灾"]
-    assert kb.selected_labels("已选：（无）。") == set()
+    assert [label for label, _ in _buttons(reply)] == ["✓ 因病", "因残", "✓ 因灾"]
+
+
+def test_actions_become_command_buttons_and_a_prompt_a_force_reply() -> None:
+    reply = Reply("案件", actions=(Action("改为：核实中", "/setstatus FX-2026-000001 核实中"),))
+    assert _buttons(reply) == [("改为：核实中", "c:/setstatus FX-2026-000001 核实中")]
+    assert isinstance(kb.reply_markup(Reply("理由？", expects_reply=True)), kb.ForceReply)
+    assert kb.reply_markup(Reply("纯文字")) is None
 
 
 def test_split_text_respects_the_limit_and_cuts_at_breaks() -> None:
@@ -95,13 +119,6 @@ def test_flood_guard_warns_once_per_window() -> None:
     assert guard.check(1) is Verdict.ALLOW
 
 
-def test_parse_command() -> None:
-    assert parse_command("/cases 核实中", "bot") == ("cases", "核实中")
-    assert parse_command("/KB@bot", "bot") == ("kb", "")
-    assert parse_command("/kb@otherbot", "bot") is None
-    assert parse_command("监测对象是什么", "bot") is None
-
-
 def test_invite_codes_are_forgiving_to_type() -> None:
     assert normalize_code(" yq abcd 2345 ") == "YQ-ABCD2345"
     assert normalize_code("yq－abcd2345") == "YQ-ABCD2345"
@@ -110,7 +127,7 @@ def test_invite_codes_are_forgiving_to_type() -> None:
 def test_upload_names_are_checked() -> None:
     assert safe_file_name("信丰县2025年办法.docx") == "信丰县2025年办法.docx"
     for bad in ("../x.txt", "a/b.txt", ".hidden.txt", "catalog.toml", "run.sh", "noext"):
-        with pytest.raises(AdminError):
+        with pytest.raises(KnowledgeError):
             safe_file_name(bad)
 
 

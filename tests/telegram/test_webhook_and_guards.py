@@ -10,11 +10,12 @@ from aiohttp import ClientSession
 
 from cadrebot.bot.telegram import WebhookConfig, build_application, serving
 from cadrebot.bot.telegram.flood import FLOOD_WARNING
-from cadrebot.bot.telegram.handlers import RETRY
+from cadrebot.bot.telegram.routing import RETRY
 from cadrebot.bot.telegram.services import TelegramServices, build_services
-
-from .conftest import Harness, Parts, knowledge_for, make_settings
-from .fake_telegram import FakeTelegram, free_port
+from tests.support.fake_telegram import FakeTelegram, free_port
+from tests.support.knowledge import Parts, knowledge_for
+from tests.support.settings import make_settings
+from tests.support.telegram import Harness
 
 SECRET = "s3cret_Token-42"
 
@@ -70,7 +71,7 @@ def test_webhook_mode_needs_url_and_secret(tmp_path: Any) -> None:
 async def test_flood_guard_warns_once_then_drops(
     server: FakeTelegram, bot_dirs: Any, parts: Parts, database_url: str
 ) -> None:
-    from .conftest import running
+    from tests.support.telegram import running
 
     data_dir, knowledge_dir = bot_dirs
     settings = make_settings(
@@ -107,9 +108,10 @@ async def test_a_failing_update_is_logged_masked_and_the_bot_carries_on(
     def explode(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("broken while reading 360121199001011239")
 
-    monkeypatch.setattr(bot.services.casework, "due_digest", explode)
+    # The core answers its own failures with an apology; this one breaks in the channel.
+    monkeypatch.setattr(bot.services.core, "turn", explode)
     cadre = bot.admin()
-    with caplog.at_level(logging.ERROR, logger="cadrebot.bot.telegram.handlers"):
+    with caplog.at_level(logging.ERROR, logger="cadrebot.bot.telegram.routing"):
         update_id = cadre.say("/overdue")
         await cadre.expect(RETRY)
     [record] = [r for r in caplog.records if "failed" in r.getMessage()]
@@ -117,5 +119,6 @@ async def test_a_failing_update_is_logged_masked_and_the_bot_carries_on(
     assert f"update {update_id} failed" in text
     assert "RuntimeError" in text
     assert "360121199001011239" not in text and "3601**********1239" in text
+    monkeypatch.undo()
     cadre.say("监测对象识别认定一般不超过多少天？")
     await cadre.expect("15天")

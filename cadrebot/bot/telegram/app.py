@@ -9,19 +9,20 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from telegram import Update
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+from telegram import BotCommand, Update
+from telegram.ext import AIORateLimiter, ApplicationBuilder
 
-from cadrebot.bot.telegram.handlers import TelegramBot
+from cadrebot.bot.telegram.jobs import TelegramJobs
+from cadrebot.bot.telegram.routing import AnyApplication, TelegramRouter
 from cadrebot.bot.telegram.services import TelegramServices, build_services
 from cadrebot.bot.telegram.transport import AiohttpRequest
+from cadrebot.bot.telegram.uploads import UploadHandler
 from cadrebot.bot.wiring import Knowledge
 from cadrebot.settings import Settings
 
 log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = (Update.MESSAGE, Update.CALLBACK_QUERY)
-AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 
 NO_TOKEN = (
     "未设置 Telegram 机器人令牌：请设置环境变量 TELEGRAM_BOT_TOKEN"
@@ -78,16 +79,34 @@ def api_urls(api_url: str) -> tuple[str, str]:
 
 
 def build_application(services: TelegramServices) -> AnyApplication:
+    """The PTB application: routing, uploads and jobs wired to the conversation core."""
     settings = services.settings
     token = bot_token(settings)
     if token is None:
         raise ConfigurationError(NO_TOKEN)
-    bot = TelegramBot(services)
+    core, hooks = services.core, services.hooks
+    router = TelegramRouter(core, settings, receipts=hooks.receipts or (lambda _: None))
+    uploads = UploadHandler(core, router)
+    jobs = TelegramJobs(
+        core,
+        services.admin,
+        settings,
+        clock=services.clock,
+        loaded_version=lambda: services.knowledge.searcher.loaded_version,
+        claim_job=hooks.claim_job,
+        on_index_loaded=hooks.on_index_loaded,
+    )
+    menu = [BotCommand(c.name, c.summary) for c in core.commands.menu()]
+
+    async def post_init(application: AnyApplication) -> None:
+        await application.bot.set_my_commands(menu)
+        jobs.schedule(application)
+
     builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any] = (
         ApplicationBuilder()
         .token(token)
         .concurrent_updates(settings.telegram_concurrent_updates)
-        .post_init(bot.post_init)
+        .post_init(post_init)
         .request(AiohttpRequest(connection_pool_size=settings.telegram_concurrent_updates * 2))
         .get_updates_request(AiohttpRequest(connection_pool_size=1))
     )
@@ -103,7 +122,8 @@ def build_application(services: TelegramServices) -> AnyApplication:
             )
         )
     application: AnyApplication = builder.build()
-    bot.register(application)
+    uploads.register(application)  # before the router's catch-all for non-text messages
+    router.register(application)
     return application
 
 

@@ -3,29 +3,23 @@
 Telegram gives a button at most 64 bytes of callback data, which a Chinese option (3 bytes a
 character) can exceed. An option whose payload fits travels as ``p:<payload>``; a longer one
 as ``l:<row>:<column>``, meaning "the label of that button", because for such options the
-label *is* the payload (plain choices). Every other button names what it acts on, so a
-button tapped after a restart still works: no server-side state behind any button.
+label *is* the payload (plain choices). An action travels as ``c:<command>``: the command
+the conversation core gave it, sent back as the user's text. So every button says what it
+acts on and works after a restart: no server-side state behind any button.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup
 
-from cadrebot.handlers.casework import CaseListView, CaseView
-from cadrebot.handlers.ports import Feedback, Option, Reply
+from cadrebot.handlers.ports import Action, Option, Reply
 
 CALLBACK_DATA_LIMIT = 64
 CHECK = "✓ "
-MORE_SOURCES = "更多出处"
-_SELECTED = re.compile(r"已选：(.+?)(?:。|\n|$)")
 _ROW_WIDTH_CHARS = 14  # Chinese characters that fit on one row of buttons on a phone
-
-
-# --------------------------------------------------------------------------- callback data
 
 
 @dataclass(frozen=True)
@@ -40,34 +34,11 @@ class OptionLabel:
 
 
 @dataclass(frozen=True)
-class Rate:
-    exchange_id: int
-    feedback: Feedback
+class ActionCommand:
+    command: str
 
 
-@dataclass(frozen=True)
-class MoreSources:
-    exchange_id: int
-
-
-@dataclass(frozen=True)
-class CasePage:
-    offset: int
-    status: str
-
-
-@dataclass(frozen=True)
-class CaseOpen:
-    number: str
-
-
-@dataclass(frozen=True)
-class CaseMove:
-    number: str
-    to_status: str
-
-
-Callback = OptionPayload | OptionLabel | Rate | MoreSources | CasePage | CaseOpen | CaseMove
+Callback = OptionPayload | OptionLabel | ActionCommand
 
 
 def _fits(data: str) -> bool:
@@ -80,19 +51,32 @@ def encode(callback: Callback) -> str:
             data = f"p:{payload}"
         case OptionLabel(row, column):
             data = f"l:{row}:{column}"
-        case Rate(exchange_id, feedback):
-            data = f"f:{'u' if feedback is Feedback.UP else 'd'}:{exchange_id}"
-        case MoreSources(exchange_id):
-            data = f"m:{exchange_id}"
-        case CasePage(offset, status):
-            data = f"cl:{offset}:{status}"
-        case CaseOpen(number):
-            data = f"cv:{number}"
-        case CaseMove(number, to_status):
-            data = f"ct:{number}:{to_status}"
+        case ActionCommand(command):
+            data = f"c:{command}"
     if not _fits(data):
         raise ValueError(f"callback data too long: {data!r}")
     return data
+
+
+# Buttons sent by versions before actions were commands, still on people's phones.
+_LEGACY = {"f", "m", "cl", "cv", "ct"}
+
+
+def _legacy(kind: str, rest: str) -> Callback:
+    match kind:
+        case "f":
+            rating, exchange_id = rest.split(":")
+            return ActionCommand(f"/rate {int(exchange_id)} {'up' if rating == 'u' else 'down'}")
+        case "m":
+            return ActionCommand(f"/more {int(rest)}")
+        case "cl":
+            offset, status = rest.split(":", 1)
+            return ActionCommand(f"/cases {status} +{int(offset)}".replace("  ", " "))
+        case "cv":
+            return ActionCommand(f"/case {rest}")
+        case _:
+            number, to_status = rest.split(":", 1)
+            return ActionCommand(f"/setstatus {number} {to_status}")
 
 
 def decode(data: str) -> Callback | None:
@@ -105,20 +89,11 @@ def decode(data: str) -> Callback | None:
             case "l":
                 row, column = rest.split(":")
                 return OptionLabel(int(row), int(column))
-            case "f":
-                rating, exchange_id = rest.split(":")
-                return Rate(int(exchange_id), Feedback.UP if rating == "u" else Feedback.DOWN)
-            case "m":
-                return MoreSources(int(rest))
-            case "cl":
-                offset, status = rest.split(":", 1)
-                return CasePage(int(offset), status)
-            case "cv":
-                return CaseOpen(rest)
-            case "ct":
-                number, to_status = rest.split(":", 1)
-                return CaseMove(number, to_status)
-    except ValueError:
+            case "c" if rest.startswith("/"):
+                return ActionCommand(rest)
+            case _ if kind in _LEGACY:
+                return _legacy(kind, rest)
+    except (ValueError, OverflowError):
         return None
     return None
 
@@ -129,14 +104,6 @@ def label_text(button_text: str) -> str:
 
 
 # --------------------------------------------------------------------------- keyboards
-
-
-def selected_labels(text: str) -> set[str]:
-    """The options the form engine reports as chosen ("已选：因病、因灾。") in a reply."""
-    match = _SELECTED.search(text)
-    if match is None or match.group(1) == "（无）":
-        return set()
-    return {part.strip() for part in match.group(1).split("、") if part.strip()}
 
 
 def _rows(buttons: Sequence[tuple[InlineKeyboardButton, int]]) -> list[list[InlineKeyboardButton]]:
@@ -153,20 +120,17 @@ def _rows(buttons: Sequence[tuple[InlineKeyboardButton, int]]) -> list[list[Inli
     return rows
 
 
-def options_keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
+def _option_rows(reply: Reply) -> list[list[InlineKeyboardButton]]:
     """Buttons for a reply's options; in a multi-choice, chosen options carry a ✓."""
-    if not reply.options:
-        return None
-    chosen = selected_labels(reply.text) if reply.multi_select else set()
+    chosen = set(reply.selected)
     labelled: list[tuple[Option, str]] = [
         (o, f"{CHECK}{o.label}" if o.label in chosen else o.label) for o in reply.options
     ]
     # Lay out first, then encode: the fallback data names the button's final position.
     sized = [(InlineKeyboardButton(text, callback_data="-"), len(text) + 2) for _, text in labelled]
-    rows = _rows(sized)
     final: list[list[InlineKeyboardButton]] = []
     index = 0
-    for r, row in enumerate(rows):
+    for r, row in enumerate(_rows(sized)):
         built: list[InlineKeyboardButton] = []
         for c, _button in enumerate(row):
             option, text = labelled[index]
@@ -180,60 +144,28 @@ def options_keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
                 raise ValueError(f"option payload too long for a button: {option.payload!r}")
             built.append(InlineKeyboardButton(text, callback_data=data))
         final.append(built)
-    return InlineKeyboardMarkup(final)
+    return final
 
 
-def answer_keyboard(exchange_id: int, *, rated: bool = False) -> InlineKeyboardMarkup:
-    more = InlineKeyboardButton(MORE_SOURCES, callback_data=encode(MoreSources(exchange_id)))
-    if rated:
-        return InlineKeyboardMarkup([[more]])
-    return InlineKeyboardMarkup(
-        [
-            [
-                InlineKeyboardButton(
-                    "👍 有帮助", callback_data=encode(Rate(exchange_id, Feedback.UP))
-                ),
-                InlineKeyboardButton(
-                    "👎 没帮助", callback_data=encode(Rate(exchange_id, Feedback.DOWN))
-                ),
-                more,
-            ]
-        ]
-    )
-
-
-def case_list_keyboard(view: CaseListView) -> InlineKeyboardMarkup | None:
-    rows = [
-        [InlineKeyboardButton(f"查看 {number}", callback_data=encode(CaseOpen(number)))]
-        for number in view.numbers
+def _action_rows(actions: Sequence[Action]) -> list[list[InlineKeyboardButton]]:
+    buttons = [
+        (
+            InlineKeyboardButton(a.label, callback_data=encode(ActionCommand(a.command))),
+            len(a.label) + 2,
+        )
+        for a in actions
     ]
-    nav: list[InlineKeyboardButton] = []
-    if view.has_previous:
-        previous = max(0, view.offset - view.page_size)
-        nav.append(
-            InlineKeyboardButton("◀ 上一页", callback_data=encode(CasePage(previous, view.status)))
-        )
-    if view.has_next:
-        following = view.offset + view.page_size
-        nav.append(
-            InlineKeyboardButton("下一页 ▶", callback_data=encode(CasePage(following, view.status)))
-        )
-    if nav:
-        rows.append(nav)
+    return _rows(buttons)
+
+
+def actions_keyboard(actions: Sequence[Action]) -> InlineKeyboardMarkup | None:
+    rows = _action_rows(actions)
     return InlineKeyboardMarkup(rows) if rows else None
 
 
-def case_keyboard(view: CaseView) -> InlineKeyboardMarkup | None:
-    if not view.steps:
-        return None
-    buttons = [
-        (
-            InlineKeyboardButton(
-                f"改为：{step.to_status}" + ("（需填理由）" if step.note_required else ""),
-                callback_data=encode(CaseMove(view.number, step.to_status)),
-            ),
-            len(step.to_status) + 4,
-        )
-        for step in view.steps
-    ]
-    return InlineKeyboardMarkup(_rows(buttons))
+def reply_markup(reply: Reply) -> InlineKeyboardMarkup | ForceReply | None:
+    """The keyboard under a reply: its options, then its actions (or a reply prompt)."""
+    if reply.expects_reply:
+        return ForceReply(input_field_placeholder="理由")
+    rows = _option_rows(reply) + _action_rows(reply.actions)
+    return InlineKeyboardMarkup(rows) if rows else None

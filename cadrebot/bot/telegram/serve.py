@@ -15,9 +15,14 @@ oldest first, under a lease on the chat's oldest pending update, and run through
 python-telegram-bot Application (``process_update``). So one chat's updates are processed in
 order and by one worker at a time, different chats in parallel on every worker. A sweeper
 takes over updates nobody is on (a dead worker's, once its lease expires, or a busy
-worker's backlog), and a follower switches to a newly published index version within
+worker's backlog). The application's index follower (one per process, see
+:mod:`cadrebot.bot.telegram.jobs`) switches to a newly published index version within
 :attr:`Settings.index_poll_seconds` (an admin's upload or /reload builds it once, on the
 worker that received it, under a lock shared by all workers).
+
+A turn completes its update's inbox row in its own transaction: the worker opens a
+receipt for the update (:class:`~cadrebot.storage.inbox.Receipts`) and the Telegram
+channel hands it to the conversation core with the message.
 
 With ``--workers 1`` the worker runs in this process; with more, this process prepares the
 database and the index once, then starts and supervises the workers (a worker that dies is
@@ -42,26 +47,27 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from telegram import Update
 
 from cadrebot.bot.telegram.app import (
     ALLOWED_UPDATES,
-    AnyApplication,
     ConfigurationError,
     bot_token,
     build_application,
 )
-from cadrebot.bot.telegram.services import TelegramServices, build_services
+from cadrebot.bot.telegram.routing import AnyApplication
+from cadrebot.bot.telegram.services import ServiceHooks, TelegramServices, build_services
 from cadrebot.bot.wiring import Knowledge, build_knowledge, ensure_index
 from cadrebot.handlers.ports import PolicyAnswer
 from cadrebot.indexer.store import set_faiss_threads
 from cadrebot.ops.health import check_health
 from cadrebot.ops.metrics import BotMetrics
 from cadrebot.settings import Settings
-from cadrebot.storage import install_sensitive_data_filter, upgrade
-from cadrebot.storage.inbox import CURRENT_UPDATE, ClaimedUpdate, SqlInbox, UpdateInProcess
+from cadrebot.storage import CaseDatabase, install_sensitive_data_filter, upgrade
+from cadrebot.storage.inbox import ClaimedUpdate, Receipts, SqlInbox
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +150,13 @@ def update_kind(update: dict[str, Any]) -> str:
     return next((name for name in _CHAT_CARRIERS if name in update), "other")
 
 
+def worker_owner() -> str:
+    """A name for this worker process, unique across restarts and machines."""
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
 class WebhookWorker:
-    """One worker process's webhook server, dispatcher, sweeper and index follower."""
+    """One worker process's webhook server, dispatcher and sweeper."""
 
     def __init__(
         self,
@@ -153,22 +164,20 @@ class WebhookWorker:
         application: AnyApplication,
         config: ServeConfig,
         *,
-        metrics: BotMetrics | None = None,
+        inbox: SqlInbox,
+        receipts: Receipts,
+        metrics: BotMetrics,
     ) -> None:
         settings = services.settings
         self.services = services
         self.application = application
         self.config = config
-        self.metrics = metrics or BotMetrics()
-        self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.inbox = SqlInbox(
-            services.stack.database.engine,
-            owner=self.owner,
-            lease=timedelta(seconds=settings.serve_lease_seconds),
-        )
+        self.metrics = metrics
+        self.inbox = inbox
+        self.owner = inbox.owner
+        self._receipts = receipts
         self._lease_seconds = settings.serve_lease_seconds
         self._sweep_seconds = settings.serve_sweep_seconds
-        self._poll_seconds = settings.index_poll_seconds
         self._slots = asyncio.Semaphore(settings.telegram_concurrent_updates)
         self._draining: set[str] = set()
         self._dirty: set[str] = set()
@@ -187,7 +196,6 @@ class WebhookWorker:
         return app
 
     async def start(self) -> None:
-        self._observe()
         version = self.services.knowledge.searcher.loaded_version
         if version:
             self.metrics.index_loaded(version)
@@ -199,7 +207,6 @@ class WebhookWorker:
         await site.start()
         self._loops = [
             asyncio.create_task(self._every(self._sweep_seconds, self._sweep)),
-            asyncio.create_task(self._every(self._poll_seconds, self._follow_index)),
             asyncio.create_task(self._every(PRUNE_EVERY_SECONDS, self._prune)),
         ]
         log.info(
@@ -221,16 +228,6 @@ class WebhookWorker:
         for task in self._loops:
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
-
-    def _observe(self) -> None:
-        metrics = self.metrics
-
-        def answered(seconds: float, answer: PolicyAnswer) -> None:
-            metrics.answered(seconds, found=answer.found)
-
-        self.services.answers.observer = answered
-        self.services.conversation.on_case_filed = metrics.case_filed
-        self.services.claim_job = self.inbox.claim_job
 
     # ------------------------------------------------------------------ HTTP
 
@@ -262,7 +259,7 @@ class WebhookWorker:
         searcher = self.services.knowledge.searcher
         report = await asyncio.to_thread(
             check_health,
-            self.services.stack.database.engine,
+            self.services.database.engine,
             lambda: searcher.loaded_version,
         )
         body = {**report.to_json(), "worker": {"pid": os.getpid(), "owner": self.owner}}
@@ -307,8 +304,7 @@ class WebhookWorker:
             self._dirty.discard(chat_key)
 
     async def _process(self, claimed: ClaimedUpdate) -> None:
-        current = UpdateInProcess(claimed.update_id, self.owner)
-        token = CURRENT_UPDATE.set(current)
+        receipt = self._receipts.open(claimed.update_id)
         heartbeat = asyncio.create_task(self._renew(claimed.update_id))
         failed = False
         try:
@@ -320,8 +316,8 @@ class WebhookWorker:
             self.metrics.error("dispatch")
         finally:
             heartbeat.cancel()
-            CURRENT_UPDATE.reset(token)
-        if not current.done:
+            self._receipts.close(claimed.update_id)
+        if not receipt.done:
             await asyncio.to_thread(self.inbox.finish, claimed.update_id, failed=failed)
 
     async def _renew(self, update_id: int) -> None:
@@ -348,17 +344,6 @@ class WebhookWorker:
     async def _sweep(self) -> None:
         for chat_key in await asyncio.to_thread(self.inbox.stale_chats, grace=STALE_GRACE):
             self.kick(chat_key)
-
-    async def _follow_index(self) -> None:
-        """Switch to an index version another worker (or `cadrebot index`) published."""
-        if self.services.admin.busy:
-            return  # this worker is building; it switches when done
-        searcher = self.services.knowledge.searcher
-        if await asyncio.to_thread(searcher.reload_if_changed):
-            version = searcher.loaded_version
-            log.info("switched to index version %s", version)
-            if version:
-                self.metrics.index_loaded(version)
 
     async def _prune(self) -> None:
         removed = await asyncio.to_thread(self.inbox.prune, KEEP_DONE)
@@ -390,7 +375,25 @@ async def run_worker(
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-    services = build_services(settings, knowledge=knowledge)
+    metrics = BotMetrics()
+    database = CaseDatabase(settings, tz=ZoneInfo(settings.timezone))
+    await asyncio.to_thread(database.open)
+    inbox = SqlInbox(
+        database.engine, owner=worker_owner(), lease=timedelta(seconds=settings.serve_lease_seconds)
+    )
+    receipts = Receipts(inbox.owner)
+
+    def answered(seconds: float, answer: PolicyAnswer) -> None:
+        metrics.answered(seconds, found=answer.found)
+
+    hooks = ServiceHooks(
+        on_answer=answered,
+        on_case_filed=metrics.case_filed,
+        on_index_loaded=metrics.index_loaded,
+        claim_job=inbox.claim_job,
+        receipts=receipts.get,
+    )
+    services = build_services(settings, knowledge=knowledge, database=database, hooks=hooks)
     await asyncio.to_thread(services.open)
     try:
         application = build_application(services)
@@ -405,7 +408,9 @@ async def run_worker(
                     allowed_updates=list(ALLOWED_UPDATES),
                 )
             await application.start()
-            worker = WebhookWorker(services, application, config)
+            worker = WebhookWorker(
+                services, application, config, inbox=inbox, receipts=receipts, metrics=metrics
+            )
             try:
                 await worker.start()
                 await stop.wait()

@@ -1,4 +1,4 @@
-"""The handlers the Telegram channel talks to, built from settings (no I/O until ``open``)."""
+"""What the Telegram channel runs on, built from settings (no I/O until ``open``)."""
 
 from __future__ import annotations
 
@@ -12,50 +12,53 @@ from zoneinfo import ZoneInfo
 
 from cadrebot.bot.wiring import ConversationStack, Knowledge, build_conversation_stack
 from cadrebot.handlers.admin import KnowledgeAdmin
-from cadrebot.handlers.casework import CaseWork
 from cadrebot.handlers.conversation import ConversationService
-from cadrebot.handlers.forms import default_registry
-from cadrebot.handlers.invites import InviteService, RoleBook
-from cadrebot.handlers.qa import AnswerComposer, PolicyAnswer
+from cadrebot.handlers.ports import PolicyAnswer, PolicyAnswerer
+from cadrebot.handlers.turns import TurnReceipt
 from cadrebot.settings import Settings
+from cadrebot.storage import CaseDatabase
 from cadrebot.storage.build_lock import IndexBuildLock
-from cadrebot.storage.repositories import SqlUnitOfWork
 
-CHANNEL = "telegram"
+AnswerObserver = Callable[[float, PolicyAnswer], None]
 
 
 class ObservedAnswerer:
-    """The composer, reporting how long every answer took (a webhook worker's metrics)."""
+    """An answerer reporting how long every answer took (a webhook worker's metrics)."""
 
-    def __init__(self, composer: AnswerComposer) -> None:
-        self._composer = composer
-        # Called with (seconds, answer) after every answer.
-        self.observer: Callable[[float, PolicyAnswer], None] | None = None
+    def __init__(self, answerer: PolicyAnswerer, observer: AnswerObserver) -> None:
+        self._answerer = answerer
+        self._observer = observer
 
     def answer(self, question: str) -> PolicyAnswer:
         started = time.perf_counter()
-        result = self._composer.answer(question)
-        if self.observer is not None:
-            self.observer(time.perf_counter() - started, result)
+        result = self._answerer.answer(question)
+        self._observer(time.perf_counter() - started, result)
         return result
+
+
+@dataclass(frozen=True)
+class ServiceHooks:
+    """What a webhook worker observes and shares with the other workers; all optional."""
+
+    on_answer: AnswerObserver | None = None
+    on_case_filed: Callable[[str], None] | None = None
+    on_index_loaded: Callable[[str], None] | None = None
+    claim_job: Callable[[str, str], bool] | None = None
+    """True for exactly one caller per (job, run key) across all workers, so N workers send
+    the daily reminder once. None: this process is alone."""
+    receipts: Callable[[int], TurnReceipt | None] | None = None
+    """The inbox row of the update being processed, completed in the turn's transaction."""
 
 
 @dataclass
 class TelegramServices:
     settings: Settings
     stack: ConversationStack
-    answers: ObservedAnswerer
-    roles: RoleBook
-    invites: InviteService
-    admin: KnowledgeAdmin
-    casework: CaseWork
+    hooks: ServiceHooks
     clock: Callable[[], datetime]
-    # Set by a webhook worker: True for exactly one caller per (job, run key) across all
-    # workers, so N workers send the daily reminder once. None: this process is alone.
-    claim_job: Callable[[str, str], bool] | None = None
 
     @property
-    def conversation(self) -> ConversationService:
+    def core(self) -> ConversationService:
         return self.stack.service
 
     @property
@@ -63,12 +66,12 @@ class TelegramServices:
         return self.stack.knowledge
 
     @property
-    def composer(self) -> AnswerComposer:
-        return self.stack.knowledge.composer
+    def admin(self) -> KnowledgeAdmin:
+        return self.stack.admin
 
-    def office(self) -> SqlUnitOfWork:
-        """A unit of work with the back-office repositories (an OfficeUnitOfWorkFactory)."""
-        return self.stack.database.unit_of_work()
+    @property
+    def database(self) -> CaseDatabase:
+        return self.stack.database
 
     def open(self) -> None:
         """Build the index if there is none, load it, open and migrate the database."""
@@ -95,41 +98,29 @@ def build_services(
     *,
     knowledge: Knowledge | None = None,
     clock: Callable[[], datetime] | None = None,
+    database: CaseDatabase | None = None,
+    hooks: ServiceHooks | None = None,
 ) -> TelegramServices:
-    """Construct (not open) everything the Telegram channel needs."""
+    """Construct (not open) everything the Telegram channel needs. ``database``: one the
+    caller opened already (a webhook worker needs it for its inbox before this)."""
+    hooks = hooks or ServiceHooks()
     zone = ZoneInfo(settings.timezone)
     now: Callable[[], datetime] = clock or (lambda: datetime.now(zone))
-    if knowledge is None:
-        from cadrebot.bot.wiring import build_knowledge
+    database = database or CaseDatabase(settings, tz=zone)
+    lock = IndexBuildLock(lambda: database.engine, settings.index_dir.parent / "index-build.lock")
 
-        knowledge = build_knowledge(settings)
-    answers = ObservedAnswerer(knowledge.composer)
-    stack = build_conversation_stack(settings, knowledge=knowledge, answerer=answers, clock=now)
-    office = stack.database.unit_of_work
-    roles = RoleBook(
-        office,
-        channel=CHANNEL,
-        admin_ids=frozenset(str(i) for i in settings.telegram_admin_ids),
-    )
-    return TelegramServices(
-        settings=settings,
-        stack=stack,
-        answers=answers,
-        roles=roles,
-        invites=InviteService(office, roles, clock=now),
-        admin=KnowledgeAdmin(
-            settings.knowledge_dir,
-            knowledge.builder,
-            knowledge.searcher,
-            office,
-            clock=now,
-            max_upload_bytes=settings.upload_max_bytes,
-            build_lock=IndexBuildLock(
-                lambda: stack.database.engine, settings.index_dir.parent / "index-build.lock"
-            ),
-        ),
-        casework=CaseWork(
-            office, default_registry(), clock=now, due_soon_days=settings.due_soon_days
-        ),
+    def observe(answerer: PolicyAnswerer) -> PolicyAnswerer:
+        if hooks.on_answer is None:
+            return answerer
+        return ObservedAnswerer(answerer, hooks.on_answer)
+
+    stack = build_conversation_stack(
+        settings,
+        knowledge=knowledge,
         clock=now,
+        database=database,
+        observe=observe,
+        build_lock=lock,
+        on_case_filed=hooks.on_case_filed,
     )
+    return TelegramServices(settings=settings, stack=stack, hooks=hooks, clock=now)

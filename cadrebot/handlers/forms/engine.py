@@ -28,6 +28,7 @@ from cadrebot.handlers.forms.fields import (
     FieldSpec,
 )
 from cadrebot.handlers.forms.validators import InvalidAnswer, normalize
+from cadrebot.handlers.forms.workflow import Workflow
 from cadrebot.handlers.ports import (
     Case,
     ConversationKey,
@@ -64,14 +65,22 @@ SummaryNote = Callable[[Mapping[str, JSONValue], datetime], str | None]
 
 @dataclass(frozen=True)
 class FormSpec:
-    name: str  # registry key, stored in DialogState.form_name
+    """Everything about one intake form: its questions, the case it files, the status workflow
+    that case then follows, and how the case reads in views and the ledger."""
+
+    name: str  # registry key, stored in DialogState.form_name; also the case type it files
     title: str  # 《…》 shown to users
     command: str  # e.g. "/report"
+    summary: str  # one line for help texts and command menus
     intro: str
     fields: tuple[FieldSpec, ...]
     file_case: FileCase
     confirmation: Confirmation
+    workflow: Workflow  # the statuses its cases go through
     summary_note: SummaryNote | None = None
+    extra_field_labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Labels of the fields ``file_case`` adds to a case beyond the answers (e.g. 申报批次),
+    in the order views and the ledger show them."""
 
     def __post_init__(self) -> None:
         names = [f.name for f in self.fields]
@@ -80,6 +89,14 @@ class FormSpec:
         for spec in self.fields:
             if spec.condition and spec.condition.field not in names[: names.index(spec.name)]:
                 raise ValueError(f"field {spec.name!r}: condition must refer to an earlier field")
+        clash = set(names) & set(self.extra_field_labels)
+        if clash:
+            raise ValueError(f"form {self.name!r}: extra fields {sorted(clash)} are also asked")
+        if self.workflow.case_type != self.name:
+            # Views, the ledger and the case desk find a case's form by its case type.
+            raise ValueError(
+                f"form {self.name!r}: its workflow is for case type {self.workflow.case_type!r}"
+            )
 
     def field(self, name: str) -> FieldSpec:
         for spec in self.fields:
@@ -196,16 +213,18 @@ class FormEngine:
         lines = [f"（{position}/{len(active)}）{spec.prompt}"]
         if spec.name in state.answers:
             lines.append(f"当前填写：{spec.display(state.answers[spec.name])}")
-        selection = _selection(state)
-        if spec.kind is FieldKind.MULTI_CHOICE and selection:
-            lines.append(f"已选：{'、'.join(selection)}")
+        multi = spec.kind is FieldKind.MULTI_CHOICE
+        selection = _selection(state) if multi else []
+        if selection:
+            lines.append(f"已选：{'、'.join(selection)}。")
         hint = spec.input_hint()
         if hint:
             lines.append(hint)
         return Reply(
             "\n".join(lines),
             options=spec.options(),
-            multi_select=spec.kind is FieldKind.MULTI_CHOICE,
+            multi_select=multi,
+            selected=tuple(selection),
         )
 
     def reminder(self, state: DialogState) -> Reply:
@@ -262,12 +281,9 @@ class FormEngine:
         new_state = dataclasses.replace(
             state, scratch={**state.scratch, _SELECTION: ordered}, updated_at=now
         )
-        picked = "、".join(str(c) for c in ordered) if ordered else "（无）"
-        reply = Reply(
-            f"已选：{picked}。\n可继续选择，选好后回复“{DONE_WORD}”。",
-            options=spec.options(),
-            multi_select=True,
-        )
+        # The whole question again, now showing the selection: the channel puts it in place
+        # of the message whose button was tapped.
+        reply = dataclasses.replace(self.prompt(new_state), replaces_origin=True)
         return StepResult(StepOutcome.ASKED, new_state, (reply,))
 
     def _accept(

@@ -2,6 +2,14 @@
 
 Grounded in 赣党农字〔2023〕2号 第1条 (identification within 15 days of the risk clue) and the
 key risk groups of 信巩字〔2024〕1号 第1条 / 赣蓉振领字〔2023〕1号 第1条.
+
+Workflow::
+
+    已受理 → 核实中 → 已纳入监测 → 帮扶中 → 风险消除 (basis required)
+                    ↘ 不予纳入 (reason required)
+
+    entering 已纳入监测 sets the 帮扶计划 due date = that day + 10 (赣党农字〔2023〕2号 第2条);
+    帮扶中 (the help plan is made) closes it
 """
 
 from __future__ import annotations
@@ -12,13 +20,16 @@ from datetime import datetime, timedelta
 from cadrebot.handlers.forms import common, policy
 from cadrebot.handlers.forms.engine import FormSpec
 from cadrebot.handlers.forms.fields import Condition, FieldKind, FieldSpec, TerminalAnswer
+from cadrebot.handlers.forms.workflow import TransitionRule, Workflow, days_after
 from cadrebot.handlers.ports import Case, JSONValue, NewCase
 
 FORM_NAME = "risk_report"
 CASE_TYPE = "risk_report"
 NUMBER_PREFIX = "FX"
 INITIAL_STATUS = "已受理"
+STATUS_HELPING = "帮扶中"  # 帮扶计划已制定，帮扶措施落实中
 DUE_IDENTIFICATION = "识别认定"
+DUE_HELP_PLAN = "帮扶计划"
 
 RISK_TYPES = (
     "因病",
@@ -144,10 +155,37 @@ def confirmation(case: Case) -> str:
     )
 
 
+WORKFLOW = Workflow(
+    case_type=CASE_TYPE,
+    title="防返贫风险申报",
+    rules=(
+        TransitionRule(frozenset({INITIAL_STATUS}), "核实中"),
+        TransitionRule(
+            frozenset({"核实中"}),
+            "已纳入监测",
+            sets_due=days_after(DUE_HELP_PLAN, policy.HELP_PLAN_DAYS),
+        ),
+        TransitionRule(frozenset({"核实中"}), "不予纳入", note_required=True),
+        # The help plan being made closes the 10-day deadline; without this status a
+        # monitored household would show as overdue for as long as it is monitored.
+        TransitionRule(frozenset({"已纳入监测"}), STATUS_HELPING),
+        # 风险消除 needs its basis on record (赣党农字〔2023〕2号 第3条: income stable over
+        # half a year, 三保障 and water secured, measures in effect).
+        TransitionRule(frozenset({STATUS_HELPING}), "风险消除", note_required=True),
+    ),
+    open_dues={
+        INITIAL_STATUS: frozenset({DUE_IDENTIFICATION}),
+        "核实中": frozenset({DUE_IDENTIFICATION}),
+        "已纳入监测": frozenset({DUE_HELP_PLAN}),
+    },
+)
+
+
 FORM = FormSpec(
     name=FORM_NAME,
     title="防返贫风险自主申报",
     command="/report",
+    summary="防返贫风险自主申报",
     intro=(
         "家里遇到因病、因灾、因意外、收入骤减或支出骤增等困难，有返贫致贫风险的，"
         "可以在这里自主申报，干部会尽快入户核实。大约需要3分钟。"
@@ -155,4 +193,5 @@ FORM = FormSpec(
     fields=FIELDS,
     file_case=file_case,
     confirmation=confirmation,
+    workflow=WORKFLOW,
 )

@@ -1,6 +1,14 @@
 """产业奖补申请 (信巩字〔2024〕1号 第5条): 脱贫户 and 监测户 apply for the industry award in
 two rounds a year — 第一批 May 11–31, 第二批 Aug 11–31 ("5月、8月中下旬"). Outside a window
 the application is kept as a pre-registration (预登记) for the next round.
+
+Workflow::
+
+    预登记 → 已申报 → 公示中 → 乡镇复核 → 县级核实 → 已拨付
+    已申报 / 公示中 / 乡镇复核 / 县级核实 → 不予通过 (note required)
+
+    预登记 → 已申报 only inside an application window (sets that round's dates);
+    entering 公示中 sets 公示期满 = that day + 7
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from datetime import date, datetime
 from cadrebot.handlers.forms import common, policy
 from cadrebot.handlers.forms.engine import FormSpec
 from cadrebot.handlers.forms.fields import FieldKind, FieldSpec, TerminalAnswer
+from cadrebot.handlers.forms.workflow import TransitionRule, Workflow, days_after
 from cadrebot.handlers.ports import Case, JSONValue, NewCase
 
 FORM_NAME = "subsidy"
@@ -22,6 +31,7 @@ STATUS_PREREGISTERED = "预登记"
 DUE_COUNTY_CHECK = "县级核实"
 DUE_PAYMENT = "资金拨付"
 DUE_WINDOW_END = "申报截止"
+DUE_PUBLICITY_END = "公示期满"
 ROUND_FIELD = "round"  # added to the case fields: "2026年第一批"
 
 ELIGIBLE_TYPES = ("脱贫户", "监测户")
@@ -203,10 +213,59 @@ def confirmation(case: Case) -> str:
     )
 
 
+def _subsidy_round_dates(day: date) -> Mapping[str, date]:
+    open_round = round_for(day)
+    if open_round is None:  # the guard refuses this; kept total for safety
+        return {}
+    return {DUE_COUNTY_CHECK: open_round.county_check_by, DUE_PAYMENT: open_round.payment_by}
+
+
+def _inside_window(day: date) -> str | None:
+    if round_for(day) is not None:
+        return None
+    upcoming = next_round(day)
+    return (
+        "现在不在产业奖补申报期内（每年5月、8月的11日至31日），预登记的申请要在申报期内"
+        f"才能转为正式申报。下一批：{upcoming.label}，{upcoming.window_text()}。"
+    )
+
+
+_IN_PROGRESS = frozenset({STATUS_APPLIED, "公示中", "乡镇复核", "县级核实"})
+WORKFLOW = Workflow(
+    case_type=CASE_TYPE,
+    title="产业奖补申请",
+    rules=(
+        TransitionRule(
+            frozenset({STATUS_PREREGISTERED}),
+            STATUS_APPLIED,
+            sets_due=_subsidy_round_dates,
+            guard=_inside_window,
+        ),
+        TransitionRule(
+            frozenset({STATUS_APPLIED}),
+            "公示中",
+            sets_due=days_after(DUE_PUBLICITY_END, policy.SUBSIDY_PUBLICITY_DAYS),
+        ),
+        TransitionRule(frozenset({"公示中"}), "乡镇复核"),
+        TransitionRule(frozenset({"乡镇复核"}), "县级核实"),
+        TransitionRule(frozenset({"县级核实"}), "已拨付"),
+        TransitionRule(_IN_PROGRESS, "不予通过", note_required=True),
+    ),
+    open_dues={
+        STATUS_PREREGISTERED: frozenset({DUE_WINDOW_END}),
+        STATUS_APPLIED: frozenset({DUE_COUNTY_CHECK}),
+        "公示中": frozenset({DUE_PUBLICITY_END, DUE_COUNTY_CHECK}),
+        "乡镇复核": frozenset({DUE_COUNTY_CHECK}),
+        "县级核实": frozenset({DUE_COUNTY_CHECK, DUE_PAYMENT}),
+    },
+)
+
+
 FORM = FormSpec(
     name=FORM_NAME,
     title="产业奖补申请",
     command="/subsidy",
+    summary="产业奖补申请（脱贫户、监测户）",
     intro=(
         "脱贫户和监测户发展种植、养殖、庭院经济等产业，可以申请产业奖补。"
         "每年分两批申报：5月11日至31日、8月11日至31日。"
@@ -215,4 +274,6 @@ FORM = FormSpec(
     file_case=file_case,
     confirmation=confirmation,
     summary_note=summary_note,
+    workflow=WORKFLOW,
+    extra_field_labels={ROUND_FIELD: "申报批次"},
 )

@@ -1,0 +1,85 @@
+"""Scheduled work of a Telegram process: the cadres' daily due-date reminder and the one index
+follower of the process (it switches to an index version another process published)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from telegram.error import BadRequest, Forbidden
+
+from cadrebot.bot.telegram.rendering import CHANNEL, send
+from cadrebot.bot.telegram.routing import AnyApplication, Context
+from cadrebot.handlers.admin import KnowledgeAdmin
+from cadrebot.handlers.conversation import ConversationService
+from cadrebot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ClaimJob = Callable[[str, str], bool]
+"""True for exactly one caller per (job, run key) across all processes."""
+
+
+class TelegramJobs:
+    def __init__(
+        self,
+        core: ConversationService,
+        knowledge: KnowledgeAdmin,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime],
+        loaded_version: Callable[[], str | None],
+        claim_job: ClaimJob | None = None,
+        on_index_loaded: Callable[[str], None] | None = None,
+    ) -> None:
+        self._core = core
+        self._knowledge = knowledge
+        self._settings = settings
+        self._clock = clock
+        self._claim_job = claim_job
+        self._on_index_loaded = on_index_loaded
+        self._loaded_version = loaded_version
+
+    def schedule(self, application: AnyApplication) -> None:
+        jobs = application.job_queue
+        if jobs is None:
+            log.warning("no job queue (python-telegram-bot[job-queue] missing): no reminders")
+            return
+        settings = self._settings
+        at = settings.reminder_time.replace(tzinfo=ZoneInfo(settings.timezone))
+        jobs.run_daily(self.daily_reminder, time=at, name="daily-due-reminder")
+        every = timedelta(seconds=settings.index_poll_seconds)
+        jobs.run_repeating(self.follow_index, interval=every, first=every, name="index-follower")
+
+    async def daily_reminder(self, context: Context) -> None:
+        if self._claim_job is not None:
+            today = self._clock().date().isoformat()
+            if not await asyncio.to_thread(self._claim_job, "daily-reminder", today):
+                return  # another worker sends today's reminder
+        digests = await asyncio.to_thread(self._core.daily_digests, CHANNEL)
+        sent = 0
+        for digest in digests:
+            if not digest.text:
+                continue
+            try:
+                await send(context.bot, int(digest.user.external_id), digest.text)
+                sent += 1
+            except (Forbidden, BadRequest, ValueError) as error:
+                log.info("reminder to user %s failed: %s", digest.user.id, type(error).__name__)
+        log.info("daily reminder sent to %d of %d staff", sent, len(digests))
+
+    async def follow_index(self, context: Context | None = None) -> None:
+        """Pick up an index published by another process (``cadrebot index``, another worker)."""
+        try:
+            switched = await asyncio.to_thread(self._knowledge.follow_published)
+        except Exception:
+            log.exception("could not load the newly published index; keeping the current one")
+            return
+        version = self._loaded_version()
+        if switched and version is not None:
+            log.info("switched to index version %s", version)
+            if self._on_index_loaded is not None:
+                self._on_index_loaded(version)
