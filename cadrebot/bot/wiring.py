@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from cadrebot.handlers.admin import BuildLock, KnowledgeAdmin
 from cadrebot.handlers.conversation import ConversationService
+from cadrebot.handlers.invites import RoleBook
 from cadrebot.handlers.ports import OfficeUnitOfWorkFactory, PolicyAnswerer
 from cadrebot.indexer.answers import AnswerComposer
 from cadrebot.indexer.builder import BuildReport, IndexBuilder
@@ -165,11 +166,14 @@ def build_conversation_stack(
     admin = build_knowledge_admin(
         settings, knowledge, database.unit_of_work, clock=now, build_lock=build_lock
     )
+    # Admins are named per channel in the settings; only Telegram has them today.
+    admin_ids = frozenset(str(i) for i in settings.telegram_admin_ids)
     service = ConversationService.from_settings(
         settings,
         database.unit_of_work,
         answerer,
         clock=now,
+        roles=RoleBook({"telegram": admin_ids}),
         knowledge=admin,
         on_case_filed=on_case_filed,
     )

@@ -147,10 +147,10 @@ class ConversationService:
         answerer: PolicyAnswerer,
         *,
         clock: Callable[[], datetime] | None = None,
+        roles: RoleBook | None = None,
         knowledge: KnowledgeAdmin | None = None,
         on_case_filed: Callable[[str], None] | None = None,
     ) -> ConversationService:
-        admin_ids = frozenset(str(i) for i in settings.telegram_admin_ids)
         return cls(
             uow_factory,
             answerer,
@@ -158,7 +158,7 @@ class ConversationService:
             idle_timeout=timedelta(minutes=settings.form_idle_minutes),
             due_soon_days=settings.due_soon_days,
             timezone=settings.timezone,
-            roles=RoleBook({"telegram": admin_ids}),
+            roles=roles,
             knowledge=knowledge,
             on_case_filed=on_case_filed,
         )

@@ -5,7 +5,7 @@ repository protocols of :mod:`cadrebot.handlers.ports`.
 """
 
 from cadrebot.storage.database import CaseDatabase
-from cadrebot.storage.db import (
+from cadrebot.storage.engines import (
     current_revision,
     downgrade,
     engine_from_settings,

@@ -31,7 +31,7 @@ from typing import Final
 from sqlalchemy import Engine, func, inspect, select, table, text
 from sqlalchemy.engine import URL
 
-from cadrebot.storage.db import make_engine, normalize_database_url
+from cadrebot.storage.engines import make_engine, normalize_database_url
 from cadrebot.storage.models import Base
 
 SQLITE_MAGIC: Final = b"SQLite format 3\x00"

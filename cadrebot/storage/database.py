@@ -7,7 +7,7 @@ from datetime import UTC, tzinfo
 from sqlalchemy import Engine
 
 from cadrebot.settings import Settings
-from cadrebot.storage.db import make_engine, upgrade
+from cadrebot.storage.engines import make_engine, upgrade
 from cadrebot.storage.repositories import SqlUnitOfWork, SqlUnitOfWorkFactory
 
 

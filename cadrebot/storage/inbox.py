@@ -30,7 +30,7 @@ from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cadrebot.handlers.ports import UnitOfWork
-from cadrebot.storage.db import writer_engine
+from cadrebot.storage.engines import writer_engine
 from cadrebot.storage.models import Base, InboundUpdateRow, JobRunRow
 from cadrebot.storage.repositories import SqlUnitOfWork
 

@@ -12,7 +12,7 @@ Concurrency
   first use with ``INSERT ... ON CONFLICT DO NOTHING``. Different conversations lock
   different rows and never wait for each other.
 * SQLite: every unit-of-work transaction starts with ``BEGIN IMMEDIATE`` (see
-  :data:`cadrebot.storage.db.SQLITE_BEGIN_OPTION`), so writers are serialised database-wide;
+  :data:`cadrebot.storage.engines.SQLITE_BEGIN_OPTION`), so writers are serialised database-wide;
   a unit of work holds the write lock from its first statement until commit or rollback.
 * Case numbers come from ``case_counters``, bumped by one upsert that row-locks the counter
   until commit: two workers never get the same number.
@@ -73,7 +73,7 @@ from cadrebot.handlers.ports import (
     User,
     UserDirectory,
 )
-from cadrebot.storage.db import reader_engine, writer_engine
+from cadrebot.storage.engines import reader_engine, writer_engine
 from cadrebot.storage.models import (
     Base,
     CaseCounterRow,

@@ -2,7 +2,7 @@
 
 Used two ways:
 
-* programmatically (``cadrebot.storage.db.upgrade``): the caller passes an open connection in
+* programmatically (``cadrebot.storage.engines.upgrade``): the caller passes an open connection in
   ``config.attributes["connection"]`` and the migrations run inside its transaction;
 * from the command line for development, e.g. writing a new revision::
 
@@ -20,7 +20,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from cadrebot.settings import Settings
-from cadrebot.storage.db import make_engine, normalize_database_url
+from cadrebot.storage.engines import make_engine, normalize_database_url
 from cadrebot.storage.models import Base
 
 config = context.config
