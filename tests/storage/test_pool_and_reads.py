@@ -11,7 +11,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from cadrebot.handlers.ports import UnitOfWorkFactory
-from cadrebot.storage import db as storage_db
+from cadrebot.storage import engines as storage_engines
 from cadrebot.storage import make_engine, upgrade
 
 from .helpers import KEY, counter_state
@@ -98,7 +98,7 @@ def test_a_connection_that_died_while_idle_is_replaced_unnoticed(
     pool hands out a new one."""
     dead = _backend_pid(one_connection_engine)
     _kill_backend(pg_url, dead)
-    monkeypatch.setattr(storage_db, "PING_AFTER_IDLE_S", 0.0)  # any idle spell counts
+    monkeypatch.setattr(storage_engines, "PING_AFTER_IDLE_S", 0.0)  # any idle spell counts
     assert _backend_pid(one_connection_engine) != dead
 
 
@@ -111,7 +111,7 @@ def test_a_connection_returned_moments_ago_is_used_without_a_ping(
     SQLAlchemy then invalidates the pool and the statement after that succeeds."""
     dead = _backend_pid(one_connection_engine)
     _kill_backend(pg_url, dead)
-    monkeypatch.setattr(storage_db, "PING_AFTER_IDLE_S", 3600.0)
+    monkeypatch.setattr(storage_engines, "PING_AFTER_IDLE_S", 3600.0)
     with pytest.raises(DBAPIError) as raised:
         _backend_pid(one_connection_engine)
     assert raised.value.connection_invalidated
