@@ -62,6 +62,14 @@ class Settings(BaseSettings):
     form_idle_minutes: int = Field(
         default=120, ge=1, description="An intake form idle this long is cancelled."
     )
+    form_retention_minutes: int = Field(
+        default=1440,
+        ge=1,
+        description=(
+            "An unfinished form's answers are deleted this long after its last step, and the "
+            "user told so (never before the form is cancelled for being idle)."
+        ),
+    )
     due_soon_days: int = Field(
         default=3, ge=0, description="Case deadlines this many days ahead count as due soon."
     )

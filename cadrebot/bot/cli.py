@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from cadrebot.bot.eval_chat import ReplayedConversation
 from cadrebot.bot.wiring import (
     Knowledge,
     build_conversation_stack,
@@ -19,9 +20,10 @@ from cadrebot.bot.wiring import (
     ensure_index,
 )
 from cadrebot.evaluation import load_items, run_eval
+from cadrebot.handlers.conversation import MAX_MESSAGE_CHARS, storable_text
 from cadrebot.handlers.qa import render_answer
 from cadrebot.indexer.embedders import EmbedderError
-from cadrebot.indexer.store import IndexMismatchError, IndexNotFoundError
+from cadrebot.indexer.store import IndexCorruptError, IndexMismatchError, IndexNotFoundError
 from cadrebot.settings import Settings
 from cadrebot.storage import install_sensitive_data_filter
 from cadrebot.storage.backup import BackupError, BackupReport, backup_database, restore_database
@@ -84,6 +86,8 @@ def _ready(settings: Settings, knowledge: Knowledge) -> None:
 
 def cmd_index(settings: Settings, knowledge: Knowledge, args: argparse.Namespace) -> int:
     report = build_index_with_progress(knowledge.builder, rebuild=args.rebuild)
+    if report.repaired is not None:
+        print(f"已修复：{report.repaired.describe_zh()}，已从知识库文件重建。")
     if report.up_to_date:
         print(f"索引已是最新（版本 {report.version}，{report.chunks} 段），无需更新。")
         return 0
@@ -155,8 +159,16 @@ def cmd_chat(settings: Settings, knowledge: Knowledge, args: argparse.Namespace)
 
 
 def cmd_ask(settings: Settings, knowledge: Knowledge, args: argparse.Namespace) -> int:
+    question = storable_text(args.question).strip()
+    if len(question) > MAX_MESSAGE_CHARS:
+        # Checked before anything loads: an overlong question costs seconds of search.
+        print(
+            f"问题太长了（{len(question)}字），请精简到{MAX_MESSAGE_CHARS}字以内。",
+            file=sys.stderr,
+        )
+        return 2
     _ready(settings, knowledge)
-    answer = knowledge.composer.answer(args.question)
+    answer = knowledge.composer.answer(question)
     if args.json:
         _dump(answer.to_json())
     else:
@@ -183,12 +195,17 @@ def cmd_eval(settings: Settings, knowledge: Knowledge, args: argparse.Namespace)
         return 2
     _ready(settings, knowledge)
     knowledge.composer.answer("预热")  # the first query pays one-off costs; do not count it
-    metrics, results = run_eval(load_items(args.file), knowledge.searcher, knowledge.composer)
+    items = load_items(args.file)
+    with ReplayedConversation(settings, knowledge.composer) as conversation:
+        metrics, results = run_eval(items, knowledge.searcher, knowledge.composer, conversation)
     if args.details:
         for r in results:
             mark = "NEG" if r.item.negative else f"rank={r.rank}"
             ok = "" if r.item.negative else (" ok" if r.answer_ok else " WRONG")
-            print(f"{r.item.id} {mark} found={r.answer.found}{ok} :: {r.answer.answer[:80]}")
+            action = f" action={'ok' if r.action_ok else 'MISSING'}" if r.item.action else ""
+            print(
+                f"{r.item.id} {mark} found={r.answer.found}{ok}{action} :: {r.answer.answer[:80]}"
+            )
     if args.json:
         _dump(metrics)
     else:
@@ -266,7 +283,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         knowledge = build_knowledge(settings)
         return COMMANDS[args.command](settings, knowledge, args)
-    except (EmbedderError, IndexMismatchError, IndexNotFoundError, FileNotFoundError) as exc:
+    except (
+        EmbedderError,
+        IndexMismatchError,
+        IndexCorruptError,  # no version verifies (one that does is used instead)
+        IndexNotFoundError,
+        FileNotFoundError,
+    ) as exc:
         print(f"错误：{exc}", file=sys.stderr)
         return 2
 

@@ -21,6 +21,7 @@ from cadrebot.indexer.answers import AnswerComposer
 from cadrebot.indexer.builder import BuildReport, IndexBuilder
 from cadrebot.indexer.embedders import Embedder, create_embedder
 from cadrebot.indexer.folder import DocumentFolder
+from cadrebot.indexer.places_file import load_places, places_path
 from cadrebot.indexer.published import PublishedIndex
 from cadrebot.indexer.search import HybridSearcher
 from cadrebot.indexer.store import IndexStore
@@ -91,10 +92,21 @@ def build_index_with_progress(builder: IndexBuilder, *, rebuild: bool = False) -
 
 
 def ensure_index(settings: Settings, knowledge: Knowledge) -> BuildReport | None:
-    """Build the index if this data dir has none yet (first run)."""
-    if IndexStore(settings.index_dir).current_name() is not None:
+    """Build the index if this data dir has none yet (first run), or if ``CURRENT`` names
+    no version (missing, garbled, or naming a deleted one).
+
+    Raises :class:`IndexCorruptError` (a message for the user, saying to run
+    ``cadrebot index``) when versions exist but none verifies; a damaged current version with
+    an intact older one is left to the searcher, which answers from the older one.
+    """
+    store = IndexStore(settings.index_dir)
+    if store.current_name() is not None:
+        store.newest_intact_name()  # raises when nothing is usable
         return None
-    print("首次运行：正在从知识库建立索引……", file=sys.stderr)
+    if store.versions():
+        print("索引指针 CURRENT 缺失或无效：正在从知识库重建索引……", file=sys.stderr)
+    else:
+        print("首次运行：正在从知识库建立索引……", file=sys.stderr)
     report = build_index_with_progress(knowledge.builder)
     print(
         f"索引已建立：{report.documents} 份文件，{report.chunks} 段，"
@@ -176,5 +188,7 @@ def build_conversation_stack(
         roles=RoleBook({"telegram": admin_ids}),
         knowledge=admin,
         on_case_filed=on_case_filed,
+        # The place register of this deployment: places.toml in the knowledge folder.
+        places=load_places(places_path(settings.knowledge_dir)),
     )
     return ConversationStack(settings, knowledge, database, service, admin)

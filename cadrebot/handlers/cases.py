@@ -8,8 +8,10 @@ case desk (:mod:`cadrebot.handlers.casework`) applies them: allowed transitions,
 notes, guards, and the due dates a transition sets.
 
 Access: admins everything; cadres the cases of their jurisdiction (their 乡镇, and their
-村 if they have one); farmers only their own cases, read-only. ID numbers are masked in
-every view unless the viewer is an admin.
+村 if they have one) by place-register id (:mod:`cadrebot.handlers.places`), never by the
+text typed; farmers only their own cases, read-only. A case whose township the register did
+not know has no township id: it waits in the admins' unassigned queue (``/cases 未分配``).
+ID numbers are masked in every view unless the viewer is an admin.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from datetime import date
 
 from cadrebot.handlers.forms.engine import FormRegistry
 from cadrebot.handlers.forms.workflow import Workflow
+from cadrebot.handlers.places import clean_place
 from cadrebot.handlers.ports import (
     Case,
     CaseQuery,
@@ -63,10 +66,13 @@ class NoteRequired(CaseError):
 
 
 def in_jurisdiction(user: User, case: Case) -> bool:
-    """A cadre's 乡镇 (and 村, if the cadre has one) contains the case."""
-    if user.township is None or user.township != case.township:
+    """A cadre's 乡镇 (and 村, if the cadre has one) contains the case, by register id (an
+    unregistered 村 by its cleaned name)."""
+    if user.township_id is None or user.township_id != case.township_id:
         return False
-    return user.village is None or user.village == case.village
+    if user.village_id is not None:
+        return user.village_id == case.village_id
+    return user.village is None or clean_place(user.village) == clean_place(case.village)
 
 
 def can_work(user: User, case: Case) -> bool:
@@ -84,8 +90,11 @@ def visible_query(user: User) -> CaseQuery:
     """The cases ``user`` may list (before any status filter)."""
     if user.role is Role.ADMIN:
         return CaseQuery()
-    if user.role is Role.CADRE and user.township is not None:
-        return CaseQuery(township=user.township, village=user.village)
+    if user.role is Role.CADRE and user.township_id is not None:
+        if user.village_id is not None:
+            return CaseQuery(township_id=user.township_id, village_id=user.village_id)
+        village = clean_place(user.village) if user.village else None
+        return CaseQuery(township_id=user.township_id, village=village)
     return CaseQuery(submitter_id=user.id)
 
 

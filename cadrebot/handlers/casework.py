@@ -9,6 +9,7 @@ a button and a typed command do the same thing. Access rules, workflows and dead
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,10 +27,11 @@ from cadrebot.handlers.cases import (
     visible_query,
     workflows_of,
 )
-from cadrebot.handlers.commands import STAFF, Command, CommandCall
+from cadrebot.handlers.commands import ADMINS, STAFF, Command, CommandCall
 from cadrebot.handlers.export import cases_workbook
 from cadrebot.handlers.forms.engine import FormRegistry
 from cadrebot.handlers.masking import mask_sensitive
+from cadrebot.handlers.places import PlaceRegister, township_refusal
 from cadrebot.handlers.ports import (
     Action,
     ActionKind,
@@ -40,6 +42,7 @@ from cadrebot.handlers.ports import (
     CaseRepository,
     ConcurrentUpdateError,
     JSONValue,
+    NotFoundError,
     OfficeUnitOfWork,
     Reply,
     Role,
@@ -53,6 +56,9 @@ SETSTATUS_USAGE = "用法：/setstatus 编号 新状态 [理由]，如：/setsta
 _NOTE_PROMPT = "请填写将案件 {number} 改为“{status}”的理由（直接回复本消息）："
 _NOTE_PROMPT_PATTERN = re.compile(r"请填写将案件 (\S+) 改为“(.+?)”的理由")
 _OFFSET = re.compile(r"\+(\d{1,7})")
+UNASSIGNED = "未分配"
+"""``/cases 未分配``: the admins' queue of cases whose township the register did not know."""
+ASSIGN_USAGE = "用法：/assign 编号 乡镇 [村]，如：/assign FX-2026-000001 潭东镇 龙井村"
 
 
 @dataclass(frozen=True)
@@ -80,7 +86,9 @@ class CaseDesk:
         *,
         clock: Callable[[], datetime],
         due_soon_days: int = 3,
+        places: PlaceRegister | None = None,
     ) -> None:
+        self._places = places or PlaceRegister()
         self._forms = forms
         self._workflows = workflows_of(forms)
         self._clock = clock
@@ -94,6 +102,9 @@ class CaseDesk:
             Command("overdue", "即将到期和已逾期事项", self._overdue, STAFF),
             Command("setstatus", "办理案件", self._set_status, STAFF, usage="编号 新状态 [理由]"),
             Command("export", "导出案件台账（Excel）", self._export, STAFF),
+            Command(
+                "assign", "把未分配的案件分到乡镇", self._assign, ADMINS, usage="编号 乡镇 [村]"
+            ),
         ]
 
     def statuses(self) -> list[str]:
@@ -133,19 +144,37 @@ class CaseDesk:
         offsets = [w for w in words if _OFFSET.fullmatch(w)]
         status = " ".join(w for w in words if w not in offsets)
         offset = int(offsets[-1][1:]) if offsets else 0
+        unassigned = status == UNASSIGNED
+        if unassigned and call.user.role is not Role.ADMIN:
+            call.out.say("未分配的案件由管理员分到乡镇后，才会出现在干部的案件列表中。")
+            return
         known = self.statuses()
-        if status and status not in known:
+        if status and status not in known and not unassigned:
             call.out.say(f"没有“{status}”这个状态。可选：{'、'.join(known)}。")
             return
-        statuses = frozenset({status}) if status else None
+        statuses = frozenset({status}) if status and not unassigned else None
         cases, user = call.uow.cases, call.user
-        page = self.list_for(cases, user, statuses=statuses, limit=PAGE_SIZE, offset=offset)
+
+        def fetch(at: int) -> CasePage:
+            if unassigned:
+                return cases.list_cases(CaseQuery(unassigned=True), limit=PAGE_SIZE, offset=at)
+            return self.list_for(cases, user, statuses=statuses, limit=PAGE_SIZE, offset=at)
+
+        page = fetch(offset)
         if not page.items and offset and page.total:
             offset = max(0, (page.total - 1) // PAGE_SIZE * PAGE_SIZE)
-            page = self.list_for(cases, user, statuses=statuses, limit=PAGE_SIZE, offset=offset)
+            page = fetch(offset)
         heading = f"【{status}】" if status else "【全部案件】"
+        if unassigned:
+            heading += " 乡镇不在地名册中，请用 /assign 编号 乡镇 [村] 分到乡镇"
         if user.role is Role.CADRE:
             heading += f" 辖区：{user.township or ''}{user.village or ''}"
+            if user.township_id is None:
+                heading += "（辖区未登记在地名册中，请联系管理员重新发放邀请码）"
+        elif user.role is Role.ADMIN and not status:
+            waiting = cases.list_cases(CaseQuery(unassigned=True), limit=1).total
+            if waiting:
+                heading += f"\n另有 {waiting} 件未分配乡镇，发送 /cases {UNASSIGNED} 查看。"
         actions = [Action(f"查看 {c.number}", f"/case {c.number}") for c in page.items]
         prefix = f"/cases {status} " if status else "/cases "
         if offset > 0:
@@ -164,7 +193,8 @@ class CaseDesk:
             call.out.say(SETSTATUS_USAGE)
             return
         number, to_status = parts[0], parts[1]
-        note = parts[2] if len(parts) > 2 else ""
+        # A note is free text that goes to the farmer and into the history: stored masked.
+        note = mask_sensitive(parts[2]) if len(parts) > 2 else ""
         uow, actor = call.uow, call.user
         try:
             case = self.transition(uow.cases, actor, number, to_status, now=call.now, note=note)
@@ -206,6 +236,42 @@ class CaseDesk:
         name = f"案件台账-{place}-{call.now.date():%Y%m%d}.xlsx"
         call.out.files.append(OutgoingFile(name, data, caption))
 
+    def _assign(self, call: CommandCall) -> None:
+        parts = call.argument.split()
+        if len(parts) not in (2, 3):
+            call.out.say(ASSIGN_USAGE)
+            return
+        number, township = parts[0].upper(), parts[1]
+        village = parts[2] if len(parts) == 3 else None
+        place = self._places.resolve(township, village)
+        if place is None:
+            call.out.say(township_refusal(self._places, township)[0] + "\n" + ASSIGN_USAGE)
+            return
+        case = call.uow.cases.get(number)
+        if case is None:
+            call.out.say(f"没有找到编号为 {number} 的案件。")
+            return
+        try:
+            case = call.uow.cases.assign(
+                case.number,
+                township=place.township,
+                township_id=place.township_id,
+                village=place.village if place.village is not None else case.village,
+                village_id=place.village_id,
+                actor_id=call.user.id,
+                at=call.now,
+            )
+        except NotFoundError:
+            call.out.say(f"没有找到编号为 {number} 的案件。")
+            return
+        call.out.say(
+            Reply(
+                f"案件 {case.number} 已分配至{case.township}{case.village}，"
+                "该辖区的干部现在可以查看和办理。",
+                actions=(Action(f"查看 {case.number}", f"/case {case.number}"),),
+            )
+        )
+
     @staticmethod
     def note_reply(replying_to: str, text: str) -> str | None:
         """The command a reply to the "请填写…理由" prompt stands for, else None."""
@@ -222,7 +288,7 @@ class CaseDesk:
         digests: list[Digest] = []
         staff = uow.users.list_users(roles=STAFF, channel=channel)
         for user in staff:
-            if user.role is Role.CADRE and user.township is None:
+            if user.role is Role.CADRE and user.township_id is None:
                 continue
             overdue = self.overdue(uow.cases, user, today)
             soon = self.due_soon(uow.cases, user, today, self._due_soon_days)
@@ -307,14 +373,7 @@ class CaseDesk:
         limit: int = 10,
         offset: int = 0,
     ) -> CasePage:
-        base = visible_query(viewer)
-        query = CaseQuery(
-            township=base.township,
-            village=base.village,
-            submitter_id=base.submitter_id,
-            statuses=statuses,
-            case_type=case_type,
-        )
+        query = dataclasses.replace(visible_query(viewer), statuses=statuses, case_type=case_type)
         return cases.list_cases(query, limit=limit, offset=max(0, offset))
 
     def due_soon(
@@ -338,7 +397,7 @@ class CaseDesk:
         names = frozenset(
             n for w in self._workflows.values() for v in w.open_dues.values() for n in v
         )
-        query = CaseQuery(township=base.township, village=base.village, statuses=open_statuses)
+        query = dataclasses.replace(base, statuses=open_statuses)
         items: list[DueItem] = []
         for case in cases.due_before(query, before, due_names=names):
             workflow = self._workflows.get(case.case_type)
@@ -404,7 +463,8 @@ class CaseDesk:
         lines = [
             f"案件 {case.number}（{self._title(case.case_type)}）",
             f"状态：{case.status}",
-            f"地点：{case.township} {case.village}",
+            f"地点：{case.township} {case.village}"
+            + ("（乡镇不在地名册中，待管理员分配）" if case.township_id is None else ""),
             f"提交时间：{case.submitted_at:%Y-%m-%d %H:%M}",
         ]
         still_open = workflow.open_dues.get(case.status, frozenset()) if workflow else frozenset()

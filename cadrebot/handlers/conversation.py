@@ -47,6 +47,7 @@ from cadrebot.handlers.forms.validators import normalize
 from cadrebot.handlers.intake import Intake, looks_like_question
 from cadrebot.handlers.invites import InviteDesk, RoleBook, new_invite_code
 from cadrebot.handlers.masking import mask_sensitive
+from cadrebot.handlers.places import PlaceRegister, bind_places
 from cadrebot.handlers.ports import (
     ConcurrentUpdateError,
     ConversationKey,
@@ -61,7 +62,7 @@ from cadrebot.handlers.ports import (
     User,
 )
 from cadrebot.handlers.qa import PolicyQa, answer_actions
-from cadrebot.handlers.turns import Inbound, TurnReceipt, TurnResult
+from cadrebot.handlers.turns import Inbound, Notice, TurnReceipt, TurnResult
 from cadrebot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,18 @@ MAX_MESSAGE_CHARS = 2000
 
 APOLOGY = f"抱歉，系统暂时出了点问题，请稍后再发一次。如有急事请拨打{HOTLINE}热线。"
 CONFLICT = "您的上一条消息还在处理中，请稍等片刻再发送。"
+
+
+def parse_command(text: str) -> tuple[str, str] | None:
+    """``("setstatus", "FX-2026-000001 不予纳入 理由")`` for a command, else None. The name is
+    recognised in the normalised text (full-width slash, case); the argument is kept as
+    typed (full-width punctuation in a note or a question stays as written)."""
+    command = _COMMAND.fullmatch(normalize(text))
+    if command is None:
+        return None
+    typed = _COMMAND.fullmatch(text.strip())
+    argument = (typed[2] if typed is not None else command[2]) or ""
+    return command[1].lower(), argument
 
 
 def storable_text(text: str) -> str:
@@ -115,15 +128,21 @@ class ConversationService:
         knowledge: KnowledgeAdmin | None = None,
         on_case_filed: Callable[[str], None] | None = None,
         invite_codes: Callable[[], str] = new_invite_code,
+        places: PlaceRegister | None = None,
+        form_retention: timedelta | None = None,
     ) -> None:
         self._uow_factory = uow_factory
+        # An unfinished form's answers (an ID number among them) are deleted this long after
+        # its last step; never before the form expires.
+        self._form_retention = max(form_retention or idle_timeout, idle_timeout)
         zone = ZoneInfo(timezone)
         self._clock = clock or (lambda: datetime.now(zone))
-        forms = forms or default_registry()
+        places = places or PlaceRegister()  # none given: townships accepted as typed
+        forms = bind_places(forms or default_registry(), places)
         self._intake = Intake(forms, idle_timeout=idle_timeout)
         self._qa = PolicyQa(answerer)
         self._answerer = answerer
-        self._desk = CaseDesk(forms, clock=self._clock, due_soon_days=due_soon_days)
+        self._desk = CaseDesk(forms, clock=self._clock, due_soon_days=due_soon_days, places=places)
         self._roles = roles or RoleBook()
         self._knowledge = knowledge
         self._on_case_filed = on_case_filed
@@ -134,7 +153,7 @@ class ConversationService:
                 *self._qa.commands(),
                 *self._intake.commands(),
                 *self._desk.commands(),
-                *InviteDesk(clock=self._clock, code_factory=invite_codes).commands(),
+                *InviteDesk(clock=self._clock, code_factory=invite_codes, places=places).commands(),
                 *(knowledge.commands() if knowledge is not None else ()),
             ]
         )
@@ -150,17 +169,20 @@ class ConversationService:
         roles: RoleBook | None = None,
         knowledge: KnowledgeAdmin | None = None,
         on_case_filed: Callable[[str], None] | None = None,
+        places: PlaceRegister | None = None,
     ) -> ConversationService:
         return cls(
             uow_factory,
             answerer,
             clock=clock,
             idle_timeout=timedelta(minutes=settings.form_idle_minutes),
+            form_retention=timedelta(minutes=settings.form_retention_minutes),
             due_soon_days=settings.due_soon_days,
             timezone=settings.timezone,
             roles=roles,
             knowledge=knowledge,
             on_case_filed=on_case_filed,
+            places=places,
         )
 
     @property
@@ -263,6 +285,29 @@ class ConversationService:
         with self._uow_factory() as uow:
             return self._desk.daily_digests(uow, channel)
 
+    def clean_up_forms(self) -> list[Notice]:
+        """Delete the unfinished forms idle past the retention time; a notice for each user.
+
+        Each under its conversation's lock and re-checked there, so a user answering just
+        now keeps the form."""
+        cutoff = self._clock() - self._form_retention
+        with self._uow_factory(read_only=True) as uow:
+            idle = list(uow.dialogs.idle_since(cutoff))
+        notices: list[Notice] = []
+        for state in idle:
+            with self._uow_factory() as uow:
+                with uow.dialogs.locked(state.key):
+                    current = uow.dialogs.load(state.key)
+                    if current is None or current.updated_at >= cutoff:
+                        continue
+                    uow.dialogs.delete(state.key)
+                    user = uow.users.find(state.key.channel, state.key.chat_id)
+                uow.commit()
+            log.info("deleted an abandoned form of %s", state.key)
+            if user is not None:
+                notices.append(Notice(user, self._intake.engine.expiry_notice(current)))
+        return notices
+
     # ------------------------------------------------------------------ uploads
 
     def check_upload(
@@ -312,11 +357,12 @@ class ConversationService:
         word = normalize(text)
         if not word or len(word) > MAX_MESSAGE_CHARS:
             return None
-        command = _COMMAND.fullmatch(word)
+        command = parse_command(text)
         if command is not None:
-            if command[1].lower() != "ask" or not (command[2] or "").strip():
+            name, argument = command
+            if name != "ask" or not argument.strip():
                 return None
-            question: str | None = (command[2] or "").strip()
+            question: str | None = argument.strip()
         else:
             with self._uow_factory(read_only=True) as uow:
                 state = uow.dialogs.load(key)
@@ -364,12 +410,9 @@ class ConversationService:
         def ask(question: str, into: TurnOutput) -> None:
             self._answer(question, into, prepared)
 
-        command = _COMMAND.fullmatch(word)
+        command = parse_command(text)
         if command is not None:
-            # The argument as typed (full-width punctuation in a note stays as written).
-            typed = _COMMAND.fullmatch(text.strip())
-            name = command[1].lower()
-            argument = (typed[2] if typed is not None else command[2]) or ""
+            name, argument = command
             call = CommandCall(
                 user=user,
                 argument=argument,
@@ -435,7 +478,7 @@ class ConversationService:
 
     def _start(self, call: CommandCall) -> None:
         call.out.say(
-            f"您好，{call.user.display_name or '乡亲'}！我是乡村振兴政策助手。\n"
+            f"您好，{mask_sensitive(call.user.display_name) or '乡亲'}！我是乡村振兴政策助手。\n"
             "您可以直接提问政策问题，例如：“监测对象识别认定一般不超过多少天？”\n"
             f"{self._registry.help_text(call.user)}"
         )

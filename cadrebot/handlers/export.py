@@ -4,6 +4,12 @@ Everything comes from the forms: the sheets (in registry order, titled by each f
 workflow), the columns (the form's fields, the fields it adds to a case, its workflow's due
 dates). Anything a case carries beyond that (older data) is kept in extra columns at the end.
 ID numbers are masked unless the reader is an admin, the same rule as every case view.
+
+Every cell is written as text, never as a formula: a farmer named ``=1+1`` or a 情况说明 of
+``=HYPERLINK(…)`` must not run in the cadre's Excel or WPS. openpyxl turns any string that
+starts with "=" into a formula, so cells get their type set explicitly, and text a
+spreadsheet program would read as a formula when a user edits the cell (leading ``= + - @``,
+a tab or a carriage return) is also marked with Excel's quote prefix.
 """
 
 from __future__ import annotations
@@ -12,8 +18,10 @@ import io
 from collections.abc import Iterable, Sequence
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
 
 from cadrebot.handlers.forms.engine import FormRegistry
 from cadrebot.handlers.masking import mask_sensitive
@@ -21,6 +29,8 @@ from cadrebot.handlers.ports import Case, JSONValue
 
 BASE_HEADERS = ("案件编号", "状态", "乡镇", "村", "提交时间", "最近更新")
 EXCEL_SHEET_TITLE_MAX = 31  # Excel refuses longer sheet names
+# First characters that make Excel/WPS read typed text as a formula (full-width too: WPS).
+FORMULA_TRIGGERS = frozenset("=+-@\t\r＝＋－＠")
 
 
 def _plain(value: JSONValue) -> str:
@@ -88,11 +98,11 @@ def cases_workbook(
     for case_type, items in by_type.items():
         sheet = workbook.create_sheet(title=_sheet_title(case_type, forms))
         headers, rows = ledger_rows(items, case_type, forms, unmasked=unmasked)
-        sheet.append(headers)
+        _write_text_row(sheet, 1, headers)
         for cell in sheet[1]:
             cell.font = bold
-        for row in rows:
-            sheet.append(row)
+        for number, row in enumerate(rows, 2):
+            _write_text_row(sheet, number, row)
         sheet.freeze_panes = "A2"
         for index, header in enumerate(headers, 1):
             width = max([len(header), *(len(r[index - 1]) for r in rows)]) * 2 + 2
@@ -100,6 +110,17 @@ def cases_workbook(
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
+
+
+def _write_text_row(sheet: Worksheet, row: int, values: Sequence[str]) -> None:
+    """One row of literal text cells (never a formula, whatever the text starts with)."""
+    for column, value in enumerate(values, 1):
+        text = ILLEGAL_CHARACTERS_RE.sub("", value)
+        cell = sheet.cell(row=row, column=column)
+        cell.value = text  # openpyxl types a leading "=" as a formula here ...
+        cell.data_type = "s"  # ... so the type is set to text explicitly
+        if text[:1] in FORMULA_TRIGGERS:
+            cell.quotePrefix = True
 
 
 def _sheet_title(case_type: str, forms: FormRegistry) -> str:

@@ -3,7 +3,9 @@
 Admins are named in the settings by their channel user ids; the database role follows the
 settings on every message, so removing an id from the settings takes the rights away.
 An admin creates a one-time invite code bound to a 乡镇 (and optionally a 村) with
-``/invite 乡镇 村``; the cadre sends ``/register 邀请码`` and gets that jurisdiction.
+``/invite 乡镇 村``, matched against the place register (:mod:`cadrebot.handlers.places`):
+the code, and the cadre who redeems it, carry the register ids, by which access goes. The
+cadre sends ``/register 邀请码`` and gets that jurisdiction. ``/places`` lists the register.
 Admins list open codes and registered cadres with ``/invites`` and revoke a code (and the
 cadre role it granted) with ``/revoke 邀请码``.
 """
@@ -16,6 +18,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from cadrebot.handlers.commands import ADMINS, Command, CommandCall
+from cadrebot.handlers.places import PlaceRegister, township_refusal
 from cadrebot.handlers.ports import (
     ConcurrentUpdateError,
     NewInvite,
@@ -83,7 +86,9 @@ class InviteDesk:
         clock: Callable[[], datetime],
         valid_days: int = 7,
         code_factory: Callable[[], str] = new_invite_code,
+        places: PlaceRegister | None = None,
     ) -> None:
+        self._places = places or PlaceRegister()
         self._clock = clock
         self._valid = timedelta(days=valid_days)
         self._code_factory = code_factory
@@ -94,7 +99,11 @@ class InviteDesk:
             Command("invite", "生成干部邀请码", self._invite, ADMINS, usage="乡镇 [村]"),
             Command("invites", "邀请码和干部名单", self._overview, ADMINS),
             Command("revoke", "作废邀请码", self._revoke, ADMINS, usage="邀请码"),
+            Command("places", "地名册（可登记的乡镇和村）", self._list_places, ADMINS),
         ]
+
+    def _list_places(self, call: CommandCall) -> None:
+        call.out.say(self._places.listing())
 
     def _invite(self, call: CommandCall) -> None:
         call.out.say(self.create(call.uow, call.user, call.argument))
@@ -114,8 +123,11 @@ class InviteDesk:
             return (
                 "用法：/invite 乡镇 [村]，例如：/invite 大塘埠镇 长岭村（只写乡镇则为乡镇级干部）。"
             )
-        township = parts[0]
-        village = parts[1] if len(parts) == 2 else None
+        place = self._places.resolve(parts[0], parts[1] if len(parts) == 2 else None)
+        if place is None:
+            reason, _ = township_refusal(self._places, parts[0])
+            return f"{reason}\n发送 /places 查看地名册。"
+        township, village = place.township, place.village
         now = self._clock()
         for _ in range(5):  # a collision is astronomically rare; retry a few times anyway
             try:
@@ -127,6 +139,8 @@ class InviteDesk:
                         created_by_id=admin.id,
                         created_at=now,
                         expires_at=now + self._valid,
+                        township_id=place.township_id,
+                        village_id=place.village_id,
                     )
                 )
                 break
@@ -157,7 +171,14 @@ class InviteDesk:
             uow.invites.redeem(code, user.id, now)
         except (NotFoundError, ConcurrentUpdateError):
             return refusal
-        cadre = uow.users.set_role(user.id, invite.role, invite.township, invite.village)
+        cadre = uow.users.set_role(
+            user.id,
+            invite.role,
+            invite.township,
+            invite.village,
+            township_id=invite.township_id,
+            village_id=invite.village_id,
+        )
         log.info("user %s registered as %s", cadre.id, cadre.role)
         place = jurisdiction_label(cadre.township, cadre.village)
         return (
@@ -181,6 +202,7 @@ class InviteDesk:
         lines += [
             f"{u.display_name or '（无名）'}（{u.channel} {u.external_id}）"
             f"{jurisdiction_label(u.township, u.village)}"
+            + ("（不在地名册中，请重新发放邀请码）" if u.township_id is None else "")
             for u in cadres
         ] or ["（无）"]
         lines.append("发送“/revoke 邀请码”作废邀请码，已登记的干部同时取消干部权限。")
@@ -201,7 +223,8 @@ class InviteDesk:
             if (
                 holder is not None
                 and holder.role is Role.CADRE
-                and (holder.township, holder.village) == (invite.township, invite.village)
+                and (holder.township_id, holder.village_id, holder.village)
+                == (invite.township_id, invite.village_id, invite.village)
             ):
                 uow.users.set_role(holder.id, Role.FARMER, None, None)
                 demoted = f"，{holder.display_name or '该用户'}的干部权限已取消"

@@ -74,6 +74,10 @@ class User:
     role: Role = Role.FARMER
     township: str | None = None  # 乡镇 of a cadre's jurisdiction (None: not assigned)
     village: str | None = None  # 村; None for a township-level cadre
+    # The jurisdiction as place-register ids (see ``handlers/places.py``); access goes by
+    # these. A cadre with a township but no township_id was not matched to the register.
+    township_id: str | None = None
+    village_id: str | None = None  # None: the village is not registered (or none)
 
 
 class UserRepository(Protocol):
@@ -85,8 +89,18 @@ class UserRepository(Protocol):
         """The user, created as a FARMER if new. Updates ``display_name`` if it changed."""
         ...
 
-    def set_role(self, user_id: int, role: Role, township: str | None, village: str | None) -> User:
-        """Assign role and jurisdiction. Raises :class:`NotFoundError` for an unknown id."""
+    def set_role(
+        self,
+        user_id: int,
+        role: Role,
+        township: str | None,
+        village: str | None,
+        *,
+        township_id: str | None = None,
+        village_id: str | None = None,
+    ) -> User:
+        """Assign role and jurisdiction (names and register ids). Raises
+        :class:`NotFoundError` for an unknown id."""
         ...
 
 
@@ -146,6 +160,10 @@ class DialogStateRepository(Protocol):
         """Remove the conversation's dialog state; no-op if there is none."""
         ...
 
+    def idle_since(self, before: datetime, *, limit: int = 100) -> Sequence[DialogState]:
+        """Dialog states last updated before ``before``, oldest first (the clean-up)."""
+        ...
+
     def locked(self, key: ConversationKey) -> AbstractContextManager[None]:
         """Serialise all work on one conversation.
 
@@ -175,6 +193,8 @@ class NewCase:
     village: str
     submitted_at: datetime
     due_dates: dict[str, date] = field(default_factory=dict)
+    township_id: str | None = None  # place-register ids; None: waits for an admin to assign
+    village_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -190,6 +210,8 @@ class Case:
     submitted_at: datetime
     updated_at: datetime
     due_dates: dict[str, date] = field(default_factory=dict)  # e.g. {"识别认定": date(...)}
+    township_id: str | None = None  # place-register ids; None: unassigned
+    village_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -211,6 +233,9 @@ class CaseQuery:
     statuses: frozenset[str] | None = None
     case_type: str | None = None
     submitter_id: int | None = None
+    township_id: str | None = None  # place-register ids (how access filters)
+    village_id: str | None = None
+    unassigned: bool = False  # only cases with no township id (the admins' queue)
 
 
 @dataclass(frozen=True)
@@ -261,6 +286,21 @@ class CaseRepository(Protocol):
     ) -> Sequence[Case]:
         """Cases matching ``query`` that have a due date (any of ``due_names``, or any at
         all) strictly before ``before``; ordered by their earliest such due date."""
+        ...
+
+    def assign(
+        self,
+        number: str,
+        *,
+        township: str,
+        township_id: str,
+        village: str,
+        village_id: str | None,
+        actor_id: int | None,
+        at: datetime,
+    ) -> Case:
+        """Put the case in a jurisdiction (the admins' unassigned queue) and record it in
+        its history; :class:`NotFoundError` for an unknown number."""
         ...
 
 
@@ -492,6 +532,8 @@ class NewInvite:
     created_at: datetime
     expires_at: datetime | None = None
     role: Role = Role.CADRE
+    township_id: str | None = None  # place-register ids of the jurisdiction
+    village_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -506,6 +548,8 @@ class InviteCode:
     used_by_id: int | None = None
     used_at: datetime | None = None
     revoked: bool = False
+    township_id: str | None = None
+    village_id: str | None = None
 
     def usable(self, now: datetime) -> bool:
         return (

@@ -12,6 +12,7 @@ from cadrebot.handlers.ports import NOT_FOUND_TEXT as NOT_FOUND_TEXT
 from cadrebot.handlers.ports import (
     Action,
     ActionKind,
+    Citation,
     ConversationKey,
     ExchangeKind,
     Feedback,
@@ -38,11 +39,24 @@ def render_answer(answer: PolicyAnswer, max_sources: int = 1) -> str:
     shown = answer.citations[: max(max_sources, answer.answer.count("【"))]
     for c in shown:
         lines.append(f"出处：{c.label()}")
-        place = "省级文件" if c.level == "省" else f"{c.region}（{c.level}级）文件"
-        lines.append(f"适用：{place}")
+        place = _scope(c)
+        if place:
+            lines.append(f"适用：{place}")
         if c.responsible:
             lines.append(f"责任单位：{_truncate(c.responsible, 80)}")
     return "\n".join(lines).strip()
+
+
+def _scope(citation: Citation) -> str:
+    """Where a cited document applies; empty when its catalog entry does not say (a document
+    uploaded without one)."""
+    if citation.level == "省":
+        return "省级文件"
+    if citation.region and citation.level:
+        return f"{citation.region}（{citation.level}级）文件"
+    if citation.region or citation.level:
+        return f"{citation.region or citation.level + '级'}文件"
+    return ""
 
 
 def render_more_sources(answer: PolicyAnswer) -> str:
@@ -66,6 +80,12 @@ NO_ANSWER_YET = "还没有可以展开的回答。请先提一个政策问题。
 THANKS = "感谢您的反馈！"
 CANNOT_RATE = "这条回答已无法评价。"
 _RATINGS = {"up": Feedback.UP, "down": Feedback.DOWN}
+_MAX_ID = 2**63 - 1  # what a database integer holds; a forged larger one names nothing
+
+
+def _exchange_id(text: str) -> int | None:
+    """The exchange a button names, or None for anything that cannot be one."""
+    return int(text) if text.isdigit() and len(text) < 20 and int(text) <= _MAX_ID else None
 
 
 def _more_action(exchange_id: int) -> Action:
@@ -113,7 +133,8 @@ class PolicyQa:
         argument = call.argument.strip()
         exchanges = call.uow.exchanges
         if argument.isdigit():
-            logged = exchanges.get(int(argument))
+            exchange_id = _exchange_id(argument)
+            logged = exchanges.get(exchange_id) if exchange_id is not None else None
             missing = SOURCES_GONE
         else:
             key = ConversationKey(call.channel, call.chat_id)
@@ -132,20 +153,29 @@ class PolicyQa:
 
     def _rate(self, call: CommandCall) -> None:
         parts = call.argument.split()
-        rated = len(parts) == 2 and parts[0].isdigit() and parts[1] in _RATINGS
-        if rated:
-            exchange_id = int(parts[0])
-            logged = call.uow.exchanges.get(exchange_id)
-            rated = (
-                logged is not None
-                and logged.exchange.channel == call.channel
-                and logged.exchange.chat_id == call.chat_id
-            )
-            if rated:
-                try:
-                    call.uow.exchanges.set_feedback(exchange_id, _RATINGS[parts[1]])
-                except NotFoundError:
-                    rated = False
+        rating = _RATINGS.get(parts[1]) if len(parts) == 2 else None
+        exchange_id = _exchange_id(parts[0]) if rating is not None else None
+        rated = (
+            exchange_id is not None
+            and rating is not None
+            and self._rate_own(call, exchange_id, rating)
+        )
         call.out.toast = THANKS if rated else CANNOT_RATE
-        if rated:
-            call.out.origin_actions = (_more_action(int(parts[0])),)
+        if rated and exchange_id is not None:
+            call.out.origin_actions = (_more_action(exchange_id),)
+
+    @staticmethod
+    def _rate_own(call: CommandCall, exchange_id: int, rating: Feedback) -> bool:
+        """Rate an answer given in this chat; False for any other exchange."""
+        logged = call.uow.exchanges.get(exchange_id)
+        if (
+            logged is None
+            or logged.exchange.channel != call.channel
+            or logged.exchange.chat_id != call.chat_id
+        ):
+            return False
+        try:
+            call.uow.exchanges.set_feedback(exchange_id, rating)
+        except NotFoundError:
+            return False
+        return True

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,9 +20,11 @@ from cadrebot.indexer.loaders import SUPPORTED_SUFFIXES
 from cadrebot.indexer.sentences import split_sentences
 from cadrebot.indexer.store import (
     EmbeddingCache,
+    IndexCorruptError,
     IndexStore,
     build_bm25,
     build_faiss_index,
+    has_checksums,
 )
 from cadrebot.indexer.tokenizer import PolicyTokenizer
 from cadrebot.indexer.types import Chunk, Document, DocumentMeta
@@ -64,6 +68,8 @@ class BuildReport:
     removed: list[str] = field(default_factory=list)
     seconds: float = 0.0
     up_to_date: bool = False
+    # The current version did not verify and this build replaced it: what was wrong.
+    repaired: IndexCorruptError | None = None
 
 
 def discover_documents(knowledge_dir: Path) -> list[Path]:
@@ -102,12 +108,17 @@ class IndexBuilder:
     ) -> BuildReport:
         started = time.perf_counter()
         documents = self.load_documents()
-        previous = self.store.current_manifest()
+        previous, damage = self._current_state()
+        # For the report only: what a damaged version's manifest still says, if it parses.
+        listed = previous if previous is not None else self.store.current_manifest()
         old_docs: dict[str, str] = {}
-        if previous is not None:
-            old_docs = {k: v["hash"] for k, v in previous.get("documents", {}).items()}
+        try:
+            if listed is not None:
+                old_docs = {k: str(v["hash"]) for k, v in listed.get("documents", {}).items()}
+        except (AttributeError, KeyError, TypeError):
+            old_docs = {}
         new_docs = {d.meta.doc_id: d.content_hash for d in documents}
-        report = BuildReport(version=None, documents=len(documents))
+        report = BuildReport(version=None, documents=len(documents), repaired=damage)
         report.added = sorted(set(new_docs) - set(old_docs))
         report.removed = sorted(set(old_docs) - set(new_docs))
         report.changed = sorted(
@@ -117,6 +128,8 @@ class IndexBuilder:
             previous is not None
             and previous.get("pipeline") == PIPELINE_VERSION
             and manifest_matches(previous, self._embedder)
+            # A version from before checksums is rebuilt once, to record them.
+            and has_checksums(previous)
         )
         if not rebuild and same_pipeline and new_docs == old_docs:
             assert previous is not None
@@ -170,6 +183,20 @@ class IndexBuilder:
         )
         return report
 
+    def _current_state(self) -> tuple[dict[str, Any] | None, IndexCorruptError | None]:
+        """(the current version's manifest if it verifies, what is wrong with it if not)."""
+        name = self.store.pointed_name()
+        if name is None:
+            return None, None
+        try:
+            manifest = self.store.verify(name)
+        except IndexCorruptError as error:
+            log.warning("%s; rebuilding it from the knowledge folder", error)
+            return None, error
+        if not has_checksums(manifest):
+            log.info("index %s was built before checksums; rebuilding it to record them", name)
+        return manifest, None
+
     def sentence_tokens(self, meta: DocumentMeta, chunk: Chunk) -> tuple[str, list[str]]:
         where = " ".join(self._tokenizer.tokens(f"{meta.title} {chunk.section_label()}"))
         return where, [" ".join(self._tokenizer.tokens(s)) for s in split_sentences(chunk.text)]
@@ -181,10 +208,20 @@ class IndexBuilder:
         cache = EmbeddingCache(
             self._settings.embedding_cache_dir / f"{cache_key(self._embedder)}.sqlite3", dim
         )
-        cache.open()
         try:
             hashes = [text_hash(t) for t in texts]
-            known = cache.get_many(hashes)
+            try:
+                cache.open()
+                known = cache.get_many(hashes)
+            except sqlite3.DatabaseError as error:
+                aside = cache.reset()
+                log.warning(
+                    "embedding cache %s is unreadable (%s); set aside as %s, embedding anew",
+                    cache.path,
+                    error,
+                    aside.name,
+                )
+                known = {}
             missing = [i for i, h in enumerate(hashes) if h not in known]
             batch = 16
             done = 0

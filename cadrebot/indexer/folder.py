@@ -8,6 +8,7 @@ catalog is rewritten atomically and never into something the indexer cannot read
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -77,6 +78,10 @@ def without_catalog_entry(text: str, file_name: str) -> str:
         if not skipping:
             kept.append(line)
     return "".join(kept)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def glob_escape(text: str) -> str:
@@ -158,11 +163,29 @@ class DocumentFolder:
         meta = metadata_from_header(text, name)
         target = self._dir / name
         with self._lock:
+            twin = self._same_content(staged, other_than=name)
+            if twin is not None:
+                staged.unlink(missing_ok=True)
+                raise KnowledgeError(
+                    f"知识库中已有内容完全相同的文件“{twin}”，无需重复上传。"
+                    f"如要改名，请先发送 /kbremove {twin}，再上传。"
+                )
             replaced = target.exists()
             os.replace(staged, target)
             self._add_catalog_entry(name, {k: getattr(meta, k) for k in CATALOG_FIELDS})
         log.info("knowledge document stored: %s (replaced=%s)", name, replaced)
         return StoredDocument(name, replaced, meta.title)
+
+    def _same_content(self, path: Path, *, other_than: str) -> str | None:
+        """The document (other than ``other_than``) whose bytes equal ``path``'s, if any:
+        indexed twice, its passages would crowd the answers out twice over."""
+        digest = _sha256(path)
+        size = path.stat().st_size
+        for name in self.document_names():
+            other = self._dir / name
+            if name != other_than and other.stat().st_size == size and _sha256(other) == digest:
+                return name
+        return None
 
     def _add_catalog_entry(self, name: str, values: dict[str, str]) -> None:
         current = self.catalog_path.read_text("utf-8") if self.catalog_path.exists() else ""

@@ -21,7 +21,13 @@ import numpy as np
 
 from cadrebot.indexer.embedders import Embedder, manifest_matches
 from cadrebot.indexer.sentences import QuestionShape, question_shape, split_sentences
-from cadrebot.indexer.store import IndexMismatchError, IndexStore, IndexVersion
+from cadrebot.indexer.store import (
+    IndexCorruptError,
+    IndexMismatchError,
+    IndexStore,
+    IndexVersion,
+    Opened,
+)
 from cadrebot.indexer.tokenizer import SYNONYMS, PolicyTokenizer
 from cadrebot.indexer.types import Chunk, DocumentMeta
 from cadrebot.settings import Settings
@@ -157,12 +163,66 @@ class HybridSearcher:
         self._corpus_text = ""
         self._token_cache: dict[int, tuple[set[str], list[tuple[str, set[str]]]]] = {}
         self._lock = threading.Lock()
+        # The published version last found damaged (not retried until another is published).
+        self._rejected: str | None = None
 
     # -- loading ---------------------------------------------------------------------------
     def load(self) -> None:
-        """Load the current index (and the model). Raises if it was built by another embedder."""
+        """Load the current index (and the model).
+
+        A version that does not verify is skipped for the newest older one that does (logged
+        as a warning). Raises :class:`IndexCorruptError` when none is usable,
+        :class:`IndexMismatchError` when it was built by another embedder.
+        """
         self._tokenizer.warm_up()
-        index = self._store.load()
+        opened = self._store.open_newest_intact()
+        self._note(opened)
+        assert opened.index is not None
+        self._install(opened.index)
+
+    def reload_if_changed(self) -> bool:
+        """Switch to a newer index version if one was published; returns True when it did.
+
+        A published version that does not verify is not switched to (the newest intact
+        version is, if it is not the one loaded); it is logged once, not on every poll.
+        """
+        current = self._store.current_name()
+        loaded = self.loaded_version
+        if current is None or current in (loaded, self._rejected):
+            return False
+        if loaded is None:
+            self.load()
+            return True
+        try:
+            opened = self._store.open_newest_intact(loaded=loaded)
+        except IndexCorruptError as error:  # only versions older than the one loaded verify
+            log.warning("%s; still answering from %s", error.reason, loaded)
+            self._rejected = current
+            return False
+        self._note(opened)
+        if opened.index is None:
+            return False
+        self._install(opened.index)
+        return True
+
+    def _note(self, opened: Opened) -> None:
+        """Log (once per published version) when the version answering is not the current."""
+        self._rejected = opened.wanted if opened.fell_back else None
+        if opened.damaged:
+            log.warning(
+                "index version %s failed verification (%s); answering from %s, the newest "
+                "intact version. Run `cadrebot index` to repair.",
+                ", ".join(str(e.version) for e in opened.damaged),
+                "; ".join(e.reason for e in opened.damaged),
+                opened.name,
+            )
+        elif opened.wanted is None:
+            log.warning(
+                "index CURRENT names no version; answering from %s, the newest intact one",
+                opened.name,
+            )
+
+    def _install(self, index: IndexVersion) -> None:
         if not manifest_matches(index.manifest, self._embedder):
             built = index.manifest.get("embedder", {})
             raise IndexMismatchError(
@@ -181,14 +241,6 @@ class HybridSearcher:
             self._index, self._aliases, self._idf = index, aliases, idf
             self._corpus_text = corpus_text
             self._token_cache = {}
-
-    def reload_if_changed(self) -> bool:
-        """Switch to a newer index version if one was published; returns True when it did."""
-        current = self._store.current_name()
-        if current is None or (self._index is not None and self._index.name == current):
-            return False
-        self.load()
-        return True
 
     @property
     def loaded_version(self) -> str | None:

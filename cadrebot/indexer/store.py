@@ -3,8 +3,11 @@
 Layout under ``<data dir>/index``::
 
     CURRENT                 name of the version readers use (replaced atomically)
-    v20261122T073000-ab12/  one complete, immutable index version
-        manifest.json       embedder, documents (hash + metadata), chunk count, FAISS kind
+    v20261122T073000.000000Z-ab12cd/
+                            one complete, immutable index version:
+        manifest.json       embedder, documents (hash + metadata), chunk count, FAISS kind,
+                            and the sha256 and size of every other file of the version
+        manifest.sha256     sha256 of manifest.json (``sha256sum -c`` format)
         chunks.jsonl        one chunk a line, in vector order
         vectors.faiss       FAISS index over the chunk vectors (inner product)
         bm25/               bm25s index over the jieba tokens of the same chunks
@@ -12,14 +15,22 @@ Layout under ``<data dir>/index``::
 A build writes a hidden ``.building-*`` directory, renames it into place and only then points
 ``CURRENT`` at it, so a reader never sees a half-written index and an interrupted build leaves
 the previous version serving.
+
+A version is verified before it is loaded (:meth:`IndexStore.verify`): the manifest against
+``manifest.sha256``, every file against the manifest. A reader skips a version that does not
+verify and answers from the newest older one that does (:meth:`IndexStore.open_newest_intact`).
+Versions written before checksums existed (format 1) have neither; they are accepted when
+they load, and the next ``cadrebot index`` rebuilds them with checksums.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import os
+import re
 import shutil
 import sqlite3
 import tempfile
@@ -39,8 +50,14 @@ from cadrebot.indexer.types import Chunk, ChunkKind, DocumentMeta
 
 log = logging.getLogger(__name__)
 
-INDEX_FORMAT = 1
+# 1: no checksums. 2: the manifest lists every file's sha256 and size; manifest.sha256.
+INDEX_FORMAT = 2
 CURRENT_FILE = "CURRENT"
+MANIFEST_FILE = "manifest.json"
+MANIFEST_SUM_FILE = "manifest.sha256"
+# v<UTC stamp>-<random hex>: fixed-width stamps, so sorting by name sorts by build time.
+# Written as v20261201T201200.510011Z-ab12cd; earlier builds wrote v20261201T201200510011-ab12cd.
+_VERSION_NAME = re.compile(r"v\d{8}T\d{6}(?:\d{6}|\.\d{6}Z)?-[0-9a-f]{4,}")
 
 
 def set_faiss_threads(count: int) -> None:
@@ -54,6 +71,47 @@ class IndexNotFoundError(RuntimeError):
 
 class IndexMismatchError(RuntimeError):
     """The index was built with another embedder than the one configured now."""
+
+
+class IndexCorruptError(IndexNotFoundError):
+    """An index version fails verification, or no version is usable (then the message is
+    for the user: Chinese, and it says to run ``cadrebot index``).
+
+    ``version``: the version concerned (None: none named); ``file``: the file that failed
+    (empty: the version as a whole); ``reason``: what is wrong, in English, for the log.
+    """
+
+    def __init__(self, message: str, *, version: str | None, file: str = "", reason: str = ""):
+        super().__init__(message)
+        self.version = version
+        self.file = file
+        self.reason = reason or message
+
+    @classmethod
+    def of(cls, version: str, file: str, reason: str) -> IndexCorruptError:
+        detail = f"{file}: {reason}" if file else reason
+        return cls(f"index version {version}: {detail}", version=version, file=file, reason=detail)
+
+    def describe_zh(self) -> str:
+        """The damage in a few Chinese words: "索引版本 v… 的 vectors.faiss 已损坏"."""
+        what = f" 的 {self.file}" if self.file else ""
+        return f"索引版本 {self.version}{what} 已损坏或缺失"
+
+
+def file_checksum(path: Path) -> dict[str, Any]:
+    """sha256 and size of a file, as a manifest records them."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+            size += len(block)
+    return {"sha256": digest.hexdigest(), "size": size}
+
+
+def has_checksums(manifest: dict[str, Any]) -> bool:
+    """Whether a (verified) manifest is of a version written with checksums."""
+    return isinstance(manifest.get("files"), dict)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -114,6 +172,20 @@ class IndexVersion:
         return len(self.chunks)
 
 
+@dataclass
+class Opened:
+    """What :meth:`IndexStore.open_newest_intact` chose."""
+
+    name: str  # the version to answer from
+    index: IndexVersion | None  # loaded; None when ``name`` is the one the caller has loaded
+    wanted: str | None  # the version CURRENT names (None: CURRENT missing or invalid)
+    damaged: list[IndexCorruptError]  # newer versions skipped, newest first
+
+    @property
+    def fell_back(self) -> bool:
+        return self.name != self.wanted
+
+
 def ivf_params(n: int) -> tuple[int, int]:
     """(lists, lists probed per query) for an IVF index over ``n`` vectors.
 
@@ -165,19 +237,87 @@ class IndexStore:
         self.root = root
         self.keep_versions = keep_versions
 
-    def current_name(self) -> str | None:
-        current = self.root / CURRENT_FILE
-        if not current.exists():
+    def pointed_name(self) -> str | None:
+        """The version ``CURRENT`` names, whether or not it exists (None: no valid name)."""
+        try:
+            raw = (self.root / CURRENT_FILE).read_bytes()
+        except OSError:
             return None
-        name = current.read_text(encoding="utf-8").strip()
-        return name if name and (self.root / name / "manifest.json").exists() else None
+        try:
+            name = raw.decode("ascii").strip()
+        except UnicodeDecodeError:
+            return None
+        return name if _VERSION_NAME.fullmatch(name) else None
+
+    def current_name(self) -> str | None:
+        """The version ``CURRENT`` names, if its directory has a manifest (not verified)."""
+        name = self.pointed_name()
+        return name if name and (self.root / name / MANIFEST_FILE).is_file() else None
 
     def current_manifest(self) -> dict[str, Any] | None:
+        """The current version's manifest as written (not verified); None if unreadable."""
         name = self.current_name()
         if name is None:
             return None
-        data: dict[str, Any] = json.loads((self.root / name / "manifest.json").read_text("utf-8"))
-        return data
+        try:
+            data = json.loads((self.root / name / MANIFEST_FILE).read_bytes())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def verify(self, name: str) -> dict[str, Any]:
+        """Check a version against its checksums; returns its manifest.
+
+        Raises :class:`IndexCorruptError` naming the first file that does not match. A version
+        written before checksums existed (format 1, no ``manifest.sha256``) passes when its
+        manifest parses: only loading it tells more.
+        """
+        path = self.root / name
+        if not _VERSION_NAME.fullmatch(name) or not path.is_dir():
+            raise IndexCorruptError.of(name, "", "no such version directory")
+        try:
+            body = (path / MANIFEST_FILE).read_bytes()
+        except OSError as exc:
+            raise IndexCorruptError.of(name, MANIFEST_FILE, f"unreadable ({exc})") from None
+        sum_path = path / MANIFEST_SUM_FILE
+        recorded: str | None = None
+        if sum_path.exists():
+            try:
+                recorded = sum_path.read_bytes().decode("ascii").split()[0]
+            except (OSError, UnicodeDecodeError, IndexError):
+                raise IndexCorruptError.of(name, MANIFEST_SUM_FILE, "unreadable") from None
+            if hashlib.sha256(body).hexdigest() != recorded:
+                raise IndexCorruptError.of(name, MANIFEST_FILE, f"does not match {sum_path.name}")
+        try:
+            manifest = json.loads(body)
+        except ValueError:
+            raise IndexCorruptError.of(name, MANIFEST_FILE, "not valid JSON") from None
+        if not isinstance(manifest, dict):
+            raise IndexCorruptError.of(name, MANIFEST_FILE, "not a JSON object")
+        if not has_checksums(manifest):
+            if recorded is not None or manifest.get("format", 1) != 1:
+                raise IndexCorruptError.of(name, MANIFEST_FILE, "lists no file checksums")
+            return manifest  # written before checksums existed
+        if recorded is None:
+            raise IndexCorruptError.of(name, MANIFEST_SUM_FILE, "missing")
+        files: dict[str, Any] = manifest["files"]
+        for required in ("chunks.jsonl", "vectors.faiss"):
+            if required not in files:
+                raise IndexCorruptError.of(name, MANIFEST_FILE, f"does not list {required}")
+        for rel, expected in sorted(files.items()):
+            file = path / rel
+            if ".." in Path(rel).parts or not file.is_file():
+                raise IndexCorruptError.of(name, rel, "missing")
+            try:
+                actual = file_checksum(file)
+            except OSError as exc:
+                raise IndexCorruptError.of(name, rel, f"unreadable ({exc})") from None
+            if not isinstance(expected, dict) or actual["size"] != expected.get("size"):
+                want = expected.get("size") if isinstance(expected, dict) else "?"
+                raise IndexCorruptError.of(name, rel, f"{actual['size']} bytes, expected {want}")
+            if actual["sha256"] != expected.get("sha256"):
+                raise IndexCorruptError.of(name, rel, "sha256 does not match the manifest")
+        return manifest
 
     def write_version(
         self,
@@ -189,7 +329,9 @@ class IndexStore:
     ) -> str:
         """Write a complete version, then make it current. Returns its name."""
         self.root.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        # The dot and the Z keep digit runs short: a run of 11 or 18 digits reads as a mobile
+        # or ID number to the log masking filter, which would hide the name in the logs.
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         name = f"v{stamp}-{uuid.uuid4().hex[:6]}"
         building = Path(tempfile.mkdtemp(prefix=".building-", dir=self.root))
         try:
@@ -200,9 +342,16 @@ class IndexStore:
                     fh.write(json.dumps(data, ensure_ascii=False) + "\n")
             faiss.write_index(vectors, str(building / "vectors.faiss"))
             bm25.save(str(building / "bm25"), show_progress=False)
-            manifest = {**manifest, "version": name, "format": INDEX_FORMAT}
-            (building / "manifest.json").write_text(
-                json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8"
+            files = {
+                file.relative_to(building).as_posix(): file_checksum(file)
+                for file in sorted(building.rglob("*"))
+                if file.is_file()
+            }
+            manifest = {**manifest, "version": name, "format": INDEX_FORMAT, "files": files}
+            body = json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8")
+            (building / MANIFEST_FILE).write_bytes(body)
+            (building / MANIFEST_SUM_FILE).write_text(
+                f"{hashlib.sha256(body).hexdigest()}  {MANIFEST_FILE}\n", encoding="ascii"
             )
             for file in building.rglob("*"):
                 if file.is_file():
@@ -218,11 +367,25 @@ class IndexStore:
         return name
 
     def load(self, name: str | None = None) -> IndexVersion:
+        """Verify and load one version (default: the current one).
+
+        Raises :class:`IndexNotFoundError` when there is none, :class:`IndexCorruptError` when
+        it does not verify or does not load.
+        """
         name = name or self.current_name()
         if name is None:
-            raise IndexNotFoundError(f"No index in {self.root}. Build it with: cadrebot index")
+            raise IndexNotFoundError(
+                f"尚未建立索引（{self.root}）。请运行 `cadrebot index` 建立索引。"
+            )
+        manifest = self.verify(name)
+        try:
+            return self._read(name, manifest)
+        except Exception as exc:  # a version from before checksums, or one damaged since
+            reason = f"does not load ({type(exc).__name__}: {exc})"
+            raise IndexCorruptError.of(name, "", reason) from exc
+
+    def _read(self, name: str, manifest: dict[str, Any]) -> IndexVersion:
         path = self.root / name
-        manifest: dict[str, Any] = json.loads((path / "manifest.json").read_text("utf-8"))
         chunks: list[Chunk] = []
         tokens: list[tuple[str, list[str]]] = []
         with (path / "chunks.jsonl").open(encoding="utf-8") as fh:
@@ -237,6 +400,8 @@ class IndexStore:
             doc_id: DocumentMeta(**entry["meta"]) for doc_id, entry in manifest["documents"].items()
         }
         vectors = faiss.read_index(str(path / "vectors.faiss"))
+        if vectors.ntotal != len(chunks):
+            raise ValueError(f"{vectors.ntotal} vectors for {len(chunks)} chunks")
         if manifest.get("faiss") == "ivf":
             ivf = faiss.extract_index_ivf(vectors)
             ivf.nprobe = ivf_params(ivf.ntotal)[1]
@@ -244,10 +409,71 @@ class IndexStore:
         bm25 = bm25s.BM25.load(str(path / "bm25"), show_progress=False, verbosity=0)
         return IndexVersion(name, path, manifest, documents, chunks, vectors, bm25, tokens)
 
+    def _candidates(self) -> tuple[str | None, list[str]]:
+        """(the version CURRENT names, the versions to try in order): that one, then the
+        older ones newest first (all of them, newest first, when CURRENT names none)."""
+        wanted = self.pointed_name()
+        older = [v for v in reversed(self.versions()) if wanted is None or v < wanted]
+        return wanted, ([wanted] if wanted else []) + older
+
+    def open_newest_intact(self, loaded: str | None = None) -> Opened:
+        """Load the current version, or if it does not verify the newest older one that does.
+
+        ``loaded``: the version the caller already has; reaching it stops the search without
+        loading it again (``Opened.index`` is None then). Raises :class:`IndexNotFoundError`
+        when there is no version at all, :class:`IndexCorruptError` (a message for the user)
+        when none is usable.
+        """
+        wanted, candidates = self._candidates()
+        if not candidates:
+            raise IndexNotFoundError(
+                f"尚未建立索引（{self.root}）。请运行 `cadrebot index` 建立索引。"
+            )
+        damaged: list[IndexCorruptError] = []
+        for name in candidates:
+            if name == loaded:
+                return Opened(name, None, wanted, damaged)
+            try:
+                index = self.load(name)
+            except IndexCorruptError as error:
+                damaged.append(error)
+                continue
+            return Opened(name, index, wanted, damaged)
+        raise self.none_usable(damaged)
+
+    def newest_intact_name(self) -> str | None:
+        """The version a reader would answer from, checked against its checksums but not
+        loaded; None when there is no version at all. Raises :class:`IndexCorruptError`
+        (a message for the user) when none verifies."""
+        _, candidates = self._candidates()
+        if not candidates:
+            return None
+        damaged: list[IndexCorruptError] = []
+        for name in candidates:
+            try:
+                self.verify(name)
+            except IndexCorruptError as error:
+                damaged.append(error)
+                continue
+            return name
+        raise self.none_usable(damaged)
+
+    @staticmethod
+    def none_usable(damaged: Sequence[IndexCorruptError]) -> IndexCorruptError:
+        what = "；".join(e.describe_zh() for e in damaged) or "索引已损坏"
+        return IndexCorruptError(
+            f"{what}，且没有可用的旧版本。请运行 `cadrebot index` 从知识库文件重建索引。",
+            version=damaged[0].version if damaged else None,
+            reason="; ".join(str(e) for e in damaged),
+        )
+
     def versions(self) -> list[str]:
-        if not self.root.exists():
+        """Names of the version directories, oldest first (other entries are ignored)."""
+        if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and p.name.startswith("v"))
+        return sorted(
+            p.name for p in self.root.iterdir() if _VERSION_NAME.fullmatch(p.name) and p.is_dir()
+        )
 
     def prune(self) -> None:
         """Drop old versions (never the current one) and leftovers of interrupted builds."""
@@ -284,6 +510,18 @@ class EmbeddingCache:
             self._conn.close()
             self._conn = None
 
+    def reset(self) -> Path:
+        """Set an unreadable cache file aside (kept for inspection) and open an empty one."""
+        self.close()
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            part = self.path.with_name(self.path.name + suffix)
+            if part.exists():
+                os.replace(part, aside.with_name(aside.name + suffix))
+        self.open()
+        return aside
+
     def get_many(self, hashes: Iterable[str]) -> dict[str, Vectors]:
         assert self._conn is not None, "call open() first"
         wanted = list(dict.fromkeys(hashes))
@@ -293,8 +531,11 @@ class EmbeddingCache:
             marks = ",".join("?" * len(part))
             rows = self._conn.execute(f"SELECT hash, v FROM vec WHERE hash IN ({marks})", part)
             for key, blob in rows:
+                # A damaged row (wrong length, not finite) is embedded again, not used.
+                if not isinstance(blob, bytes) or len(blob) != 4 * self.dim:
+                    continue
                 vec = np.frombuffer(blob, dtype=np.float32)
-                if vec.shape[0] == self.dim:
+                if np.isfinite(vec).all():
                     found[key] = vec
         return found
 

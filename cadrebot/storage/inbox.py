@@ -216,6 +216,29 @@ class SqlInbox:
             )
             return [row.chat_key for row in rows]
 
+    def take_over_pending(self) -> list[str]:
+        """Free every lease another owner holds on a pending update and return the chats with
+        pending updates, oldest first.
+
+        Only for the inbox's one user: a long-polling process (Telegram lets one process
+        call getUpdates at a time) starting up knows whoever else holds a lease is a process
+        that was killed, and need not wait for its leases to expire.
+        """
+        pending = _inbox.c.status == "pending"
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(_inbox)
+                .where(pending & (_inbox.c.lease_owner != self.owner))
+                .values(lease_owner=None, lease_until=None)
+            )
+            rows = connection.execute(
+                select(_inbox.c.chat_key)
+                .where(pending)
+                .group_by(_inbox.c.chat_key)
+                .order_by(func.min(_inbox.c.update_id))
+            )
+            return [row.chat_key for row in rows]
+
     def pending_count(self) -> int:
         with self._engine.connect() as connection:
             count = connection.execute(

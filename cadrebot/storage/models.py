@@ -104,6 +104,9 @@ class UserRow(Base):
     # Jurisdiction of a cadre: a township (乡镇) and optionally one village (村) in it.
     township: Mapped[str | None] = mapped_column(String(100))
     village: Mapped[str | None] = mapped_column(String(100))
+    # The same as place-register ids (handlers/places.py); access goes by these.
+    township_id: Mapped[str | None] = mapped_column(String(64))
+    village_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -182,6 +185,7 @@ class CaseRow(Base):
         UniqueConstraint("number"),
         CheckConstraint(_in("case_type", CASE_TYPES), name="case_type"),
         Index(None, "township", "village", "status"),
+        Index(None, "township_id", "village_id", "status"),
         Index(None, "submitter_id"),
         Index(None, "submitted_at"),
     )
@@ -195,6 +199,9 @@ class CaseRow(Base):
     submitter_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     township: Mapped[str] = mapped_column(String(100))
     village: Mapped[str] = mapped_column(String(100))
+    # Place-register ids; a NULL township_id is the admins' unassigned queue.
+    township_id: Mapped[str | None] = mapped_column(String(64))
+    village_id: Mapped[str | None] = mapped_column(String(64))
     submitted_at: Mapped[datetime] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column()
 
@@ -246,6 +253,8 @@ class InviteCodeRow(Base):
     code: Mapped[str] = mapped_column(String(64))
     township: Mapped[str | None] = mapped_column(String(100))
     village: Mapped[str | None] = mapped_column(String(100))
+    township_id: Mapped[str | None] = mapped_column(String(64))
+    village_id: Mapped[str | None] = mapped_column(String(64))
     role: Mapped[str] = mapped_column(String(16), default="cadre")
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     used_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

@@ -323,12 +323,27 @@ class SqlUserRepository:
             return dataclasses.replace(_user(row), display_name=display_name)
         return _user(row)
 
-    def set_role(self, user_id: int, role: Role, township: str | None, village: str | None) -> User:
+    def set_role(
+        self,
+        user_id: int,
+        role: Role,
+        township: str | None,
+        village: str | None,
+        *,
+        township_id: str | None = None,
+        village_id: str | None = None,
+    ) -> User:
         connection = self._uow.connection()
         result = connection.execute(
             update(_users)
             .where(_users.c.id == user_id)
-            .values(role=Role(role).value, township=township, village=village)
+            .values(
+                role=Role(role).value,
+                township=township,
+                village=village,
+                township_id=township_id,
+                village_id=village_id,
+            )
             .returning(*_users.c)
         )
         row = result.first()
@@ -359,6 +374,8 @@ def _user(row: Row[Any]) -> User:
         role=Role(row.role),
         township=row.township,
         village=row.village,
+        township_id=row.township_id,
+        village_id=row.village_id,
     )
 
 
@@ -419,6 +436,16 @@ class SqlDialogStateRepository:
     def delete(self, key: ConversationKey) -> None:
         self._uow.connection().execute(_DELETE_DIALOG, _key_parameters(key))
 
+    def idle_since(self, before: datetime, *, limit: int = 100) -> Sequence[DialogState]:
+        rows = self._uow.connection().execute(
+            select(_dialogs.c.channel, _dialogs.c.chat_id)
+            .where(_dialogs.c.updated_at < before)
+            .order_by(_dialogs.c.updated_at)
+            .limit(limit)
+        )
+        keys = [ConversationKey(row.channel, row.chat_id) for row in rows]
+        return [state for key in keys if (state := self.load(key)) is not None]
+
     def locked(self, key: ConversationKey) -> AbstractContextManager[None]:
         return self._uow.conversation_lock(key)
 
@@ -438,6 +465,12 @@ def _case_conditions(query: CaseQuery) -> list[ColumnElement[bool]]:
         conditions.append(_cases.c.case_type == query.case_type)
     if query.submitter_id is not None:
         conditions.append(_cases.c.submitter_id == query.submitter_id)
+    if query.township_id is not None:
+        conditions.append(_cases.c.township_id == query.township_id)
+    if query.village_id is not None:
+        conditions.append(_cases.c.village_id == query.village_id)
+    if query.unassigned:
+        conditions.append(_cases.c.township_id.is_(None))
     return conditions
 
 
@@ -468,6 +501,8 @@ class SqlCaseRepository:
                 submitter_id=new.submitter_id,
                 township=new.township,
                 village=new.village,
+                township_id=new.township_id,
+                village_id=new.village_id,
                 submitted_at=new.submitted_at,
                 updated_at=new.submitted_at,
             )
@@ -582,6 +617,45 @@ class SqlCaseRepository:
         )
         return self._load(statement)
 
+    def assign(
+        self,
+        number: str,
+        *,
+        township: str,
+        township_id: str,
+        village: str,
+        village_id: str | None,
+        actor_id: int | None,
+        at: datetime,
+    ) -> Case:
+        row = (
+            self._uow.connection()
+            .execute(
+                update(_cases)
+                .where(_cases.c.number == number)
+                .values(
+                    township=township,
+                    township_id=township_id,
+                    village=village,
+                    village_id=village_id,
+                    updated_at=at,
+                )
+                .returning(_cases.c.id, _cases.c.status)
+            )
+            .first()
+        )
+        if row is None:
+            raise NotFoundError(f"no case numbered {number}")
+        self._append_event(
+            row.id,
+            actor_id=actor_id,
+            at=at,
+            from_status=row.status,
+            to_status=row.status,
+            note=f"分配至{township}{village}",
+        )
+        return self._load_one(_cases.c.id == row.id)
+
     # -- helpers
 
     def _merge_due_dates(self, case_id: int, due_dates: Mapping[str, date]) -> None:
@@ -641,6 +715,8 @@ class SqlCaseRepository:
                 submitted_at=self._uow.aware(row.submitted_at),
                 updated_at=self._uow.aware(row.updated_at),
                 due_dates=due.get(row.id, {}),
+                township_id=row.township_id,
+                village_id=row.village_id,
             )
             for row in rows
         ]
@@ -780,6 +856,8 @@ class SqlInviteRepository:
                 code=invite.code,
                 township=invite.township,
                 village=invite.village,
+                township_id=invite.township_id,
+                village_id=invite.village_id,
                 role=Role(invite.role).value,
                 created_by_id=invite.created_by_id,
                 created_at=invite.created_at,
@@ -848,6 +926,8 @@ class SqlInviteRepository:
             used_by_id=row.used_by_id,
             used_at=self._uow.aware(row.used_at) if row.used_at else None,
             revoked=bool(row.revoked),
+            township_id=row.township_id,
+            village_id=row.village_id,
         )
 
 

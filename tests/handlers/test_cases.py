@@ -14,6 +14,7 @@ from cadrebot.handlers.cases import (
 )
 from cadrebot.handlers.casework import CaseDesk
 from cadrebot.handlers.forms import default_registry, risk_report, subsidy
+from cadrebot.handlers.places import bind_places, place_case
 from cadrebot.handlers.ports import (
     Case,
     CaseRepository,
@@ -22,15 +23,18 @@ from cadrebot.handlers.ports import (
     UnitOfWorkFactory,
     User,
 )
+from tests.handlers.places_helpers import DATANGBU, JIADING, SHIPPED_PLACES
 from tests.support.clock import at
 from tests.support.forms import SUBSIDY_TYPED, VALID_ID
 
 FARMER = User(1, "console", "f1", "张三")
 OTHER_FARMER = User(2, "console", "f2", "王五")
-TOWNSHIP_CADRE = User(3, "console", "c1", "乡镇干部", Role.CADRE, "大塘埠镇")
-VILLAGE_CADRE = User(4, "console", "c2", "村干部", Role.CADRE, "大塘埠镇", "长岭村")
-OTHER_VILLAGE_CADRE = User(5, "console", "c3", "邻村干部", Role.CADRE, "大塘埠镇", "桃源村")
-OTHER_TOWNSHIP_CADRE = User(6, "console", "c4", "外镇干部", Role.CADRE, "嘉定镇")
+TOWNSHIP_CADRE = User(3, "console", "c1", "乡镇干部", Role.CADRE, "大塘埠镇", None, DATANGBU)
+VILLAGE_CADRE = User(4, "console", "c2", "村干部", Role.CADRE, "大塘埠镇", "长岭村", DATANGBU)
+OTHER_VILLAGE_CADRE = User(
+    5, "console", "c3", "邻村干部", Role.CADRE, "大塘埠镇", "桃源村", DATANGBU
+)
+OTHER_TOWNSHIP_CADRE = User(6, "console", "c4", "外镇干部", Role.CADRE, "嘉定镇", None, JIADING)
 ADMIN = User(7, "console", "a1", "县管理员", Role.ADMIN)
 UNASSIGNED_CADRE = User(8, "console", "c5", "未分配干部", Role.CADRE)
 PEOPLE = (
@@ -46,14 +50,22 @@ def cases(uow_factory: UnitOfWorkFactory) -> Iterator[CaseRepository]:
     with uow_factory() as uow:
         for person in PEOPLE:
             user = uow.users.get_or_create(person.channel, person.external_id, person.display_name)
-            user = uow.users.set_role(user.id, person.role, person.township, person.village)
+            user = uow.users.set_role(
+                user.id,
+                person.role,
+                person.township,
+                person.village,
+                township_id=person.township_id,
+                village_id=person.village_id,
+            )
             assert user == person, "a fresh database numbers the users in this order"
         yield uow.cases
 
 
 @pytest.fixture
 def desk() -> CaseDesk:
-    return CaseDesk(default_registry(), clock=lambda: at(2026, 5, 12))
+    forms = bind_places(default_registry(), SHIPPED_PLACES)
+    return CaseDesk(forms, clock=lambda: at(2026, 5, 12), places=SHIPPED_PLACES)
 
 
 def file_risk(cases: CaseRepository, day: int = 12) -> Case:
@@ -70,7 +82,8 @@ def file_risk(cases: CaseRepository, day: int = 12) -> Case:
         "estimated_loss": None,
         "consent": True,
     }
-    return cases.create(risk_report.FORM.file_case(answers, FARMER.id, at(2026, 5, day)))
+    new = risk_report.FORM.file_case(answers, FARMER.id, at(2026, 5, day))
+    return cases.create(place_case(new, SHIPPED_PLACES))
 
 
 def file_subsidy(cases: CaseRepository, month: int = 5, day: int = 20) -> Case:
@@ -81,7 +94,7 @@ def file_subsidy(cases: CaseRepository, month: int = 5, day: int = 20) -> Case:
     answers: dict[str, JSONValue] = dict(zip(keys, SUBSIDY_TYPED, strict=True))
     answers.update(id_number=VALID_ID, scale=5, investment=20000, disaster=False)
     new = subsidy.FORM.file_case(answers, FARMER.id, at(2026, month, day))
-    return cases.create(new)
+    return cases.create(place_case(new, SHIPPED_PLACES))
 
 
 def test_case_numbers_are_sequential_per_prefix_and_year(cases: CaseRepository) -> None:

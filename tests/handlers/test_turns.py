@@ -12,7 +12,6 @@ from cadrebot.handlers.commands import (
     CommandRegistry,
 )
 from cadrebot.handlers.conversation import ConversationService
-from cadrebot.handlers.invites import RoleBook
 from cadrebot.handlers.ports import (
     ActionKind,
     Citation,
@@ -21,52 +20,21 @@ from cadrebot.handlers.ports import (
     PolicyAnswer,
     UnitOfWork,
 )
-from cadrebot.handlers.turns import Inbound, TurnResult
+from cadrebot.handlers.turns import Inbound
 from cadrebot.storage import CaseDatabase
-from tests.support.answers import FakeAnswerer
-from tests.support.clock import IDLE, FixedClock, at
-from tests.support.forms import RISK_TYPED
-
-ADMIN = "admin1"
-CODE = "YQ-TESTCODE"
+from tests.support.clock import IDLE
+from tests.support.conversation import (
+    ADMIN,
+    console_service,
+    file_risk_report,
+    make_cadre,
+    turn,
+)
 
 
 @pytest.fixture
 def service(database: CaseDatabase) -> ConversationService:
-    return ConversationService(
-        database.unit_of_work,
-        FakeAnswerer(),
-        clock=FixedClock(at(2026, 5, 12)),
-        idle_timeout=IDLE,
-        roles=RoleBook({"console": frozenset({ADMIN})}),
-        invite_codes=lambda: CODE,
-    )
-
-
-def turn(
-    service: ConversationService,
-    text: str,
-    user: str = "farmer",
-    *,
-    button: bool = False,
-    replying_to: str | None = None,
-) -> TurnResult:
-    return service.turn(
-        Inbound("console", user, f"用户{user}", text, via_button=button, replying_to=replying_to)
-    )
-
-
-def file_risk_report(service: ConversationService, user: str = "farmer") -> str:
-    turn(service, "/report", user)
-    for answer in RISK_TYPED:
-        turn(service, answer, user)
-    filed = turn(service, "确认提交", user).text
-    return filed.split("编号：")[1].split("。")[0]
-
-
-def make_cadre(service: ConversationService, user: str = "cadre") -> None:
-    turn(service, "/invite 大塘埠镇", ADMIN)
-    assert "登记成功" in turn(service, f"/register {CODE}", user).text
+    return console_service(database)
 
 
 # --------------------------------------------------------------------------- registry

@@ -58,4 +58,4 @@ def test_wheel_ships_the_migrations_and_upgrade_runs_from_it(tmp_path: Path) -> 
         capture_output=True,
         text=True,
     )
-    assert result.stdout.strip() == "0002"
+    assert result.stdout.strip() == "0003"

@@ -160,3 +160,32 @@ def test_sensitive_data_filter_masks_messages_arguments_and_tracebacks() -> None
     assert "3607**********461X" in text
     assert "could not parse" in text
     assert "ValueError: bad id 3607**********461X" in text
+
+
+def test_sensitive_data_filter_masks_numbers_written_with_separators() -> None:
+    records: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(self.format(record))
+
+    logger = logging.getLogger("cadrebot.test.masking.spaced")
+    logger.propagate = False
+    handler = Collect()
+    logger.addHandler(handler)
+    try:
+        install_sensitive_data_filter(logger)
+        logger.warning("inbound: %s", "身份证 3607 2119 8503 1246 1X，电话 138-1234-5678")
+        try:
+            raise ValueError("bad id ３６０７２１１９８５０３１２４６１Ｘ")
+        except ValueError:
+            logger.exception("could not parse")
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+    text = "\n".join(records)
+    assert "19850312" not in text.replace(" ", "")
+    assert "１９８５０３１２" not in text
+    assert "1234" not in text
+    assert "ValueError: bad id 3607**********461X" in text
+    assert "138****5678" in text

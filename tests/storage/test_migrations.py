@@ -73,7 +73,7 @@ def test_inbox_revision_up_and_down(db_url: str) -> None:
     assert _tables(db_url) == PROJECT_TABLES - INBOX_TABLES
     upgrade(db_url)
     assert _tables(db_url) == PROJECT_TABLES
-    assert current_revision(db_url) == head_revision() == "0002"
+    assert current_revision(db_url) == head_revision()
     downgrade(db_url, "0001")
     assert _tables(db_url) == PROJECT_TABLES - INBOX_TABLES
     assert current_revision(db_url) == "0001"

@@ -83,6 +83,11 @@ class FakeTelegram:
     files: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # file_id -> (path, data)
     get_updates_calls: int = 0
     stopping: bool = False  # answer polls at once (a bot is shutting down)
+    offsets: list[int] = field(default_factory=list)  # the offset of every getUpdates, in order
+    on_get_updates: Callable[[int], None] | None = None
+    """Called with a getUpdates call's offset before it confirms anything (tests check what
+    the bot had stored by then)."""
+    holding_replies: bool = False  # see hold_replies
 
     def __post_init__(self) -> None:
         self._update_ids = itertools.count(1)
@@ -91,6 +96,7 @@ class FakeTelegram:
         self._callback_ids = itertools.count(1)
         self._changed = asyncio.Condition()
         self._new_update = asyncio.Event()
+        self._released = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._session: ClientSession | None = None
         self.port = 0
@@ -116,6 +122,7 @@ class FakeTelegram:
     async def stop(self) -> None:
         self.stopping = True  # end pending long polls (a killed bot's too) before shutting down
         self.wake()
+        self.release_replies()
         if self._session is not None:
             await self._session.close()
         if self._runner is not None:
@@ -150,6 +157,16 @@ class FakeTelegram:
     def wake(self) -> None:
         """End a pending long poll now (with no updates): lets a stopping bot stop at once."""
         self._new_update.set()
+
+    def hold_replies(self) -> None:
+        """From now on a sent message is stored (users see it) but the bot's sendMessage call
+        gets no answer until :meth:`release_replies`: the bot is stuck mid-update."""
+        self.holding_replies = True
+        self._released.clear()
+
+    def release_replies(self) -> None:
+        self.holding_replies = False
+        self._released.set()
 
     def add_file(self, file_name: str, data: bytes) -> str:
         file_id = f"file-{next(self._file_ids)}"
@@ -240,6 +257,9 @@ class FakeTelegram:
             raise _ApiError(409, "Conflict: can't use getUpdates method while webhook is active")
         self.get_updates_calls += 1
         offset = int(params.get("offset") or 0)
+        self.offsets.append(offset)
+        if self.on_get_updates is not None:
+            self.on_get_updates(offset)
         if offset:
             self.acked_offset = max(self.acked_offset, offset)
             self.updates = [u for u in self.updates if u["update_id"] >= offset]
@@ -288,7 +308,11 @@ class FakeTelegram:
             body["reply_markup"] = markup
         elif markup:  # ForceReply and reply keyboards are not part of the message Telegram returns
             body["x_requested_markup"] = markup
-        return self._store(int(params["chat_id"]), body)
+        message = self._store(int(params["chat_id"]), body)
+        if self.holding_replies:
+            await self._touch()
+            await self._released.wait()
+        return message
 
     def _existing(self, params: Json) -> Json:
         message = self.messages.get(int(params.get("message_id") or 0))

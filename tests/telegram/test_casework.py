@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from openpyxl import load_workbook
 
+from cadrebot.handlers.places import PlaceRegister
 from cadrebot.handlers.ports import Role
 from tests.support.fake_telegram import FakeUser, button_labels
 from tests.support.forms import RISK_TYPED, SUBSIDY_TYPED, VALID_ID
@@ -28,7 +29,17 @@ async def file_case(bot: Harness, user: FakeUser, command: str, answers: tuple[s
 def make_cadre(bot: Harness, user: FakeUser, township: str, village: str | None) -> None:
     with bot.services.database.unit_of_work() as uow:
         record = uow.users.get_or_create("telegram", str(user.id), user.first_name)
-        uow.users.set_role(record.id, Role.CADRE, township, village)
+        # The test knowledge folder has no places.toml: the bot's register is open.
+        place = PlaceRegister().resolve(township, village)
+        assert place is not None
+        uow.users.set_role(
+            record.id,
+            Role.CADRE,
+            place.township,
+            place.village,
+            township_id=place.township_id,
+            village_id=place.village_id,
+        )
         uow.commit()
 
 

@@ -1,7 +1,9 @@
-"""The python-telegram-bot Application: built from settings, run by long polling or webhook."""
+"""The python-telegram-bot Application: built from settings, run by long polling (through the
+inbox, :mod:`cadrebot.bot.telegram.polling`) or webhook."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -136,7 +138,10 @@ async def serving(
 ) -> AsyncIterator[AnyApplication]:
     """Run the application inside the current event loop until the block exits.
 
-    What ``run_polling``/``run_webhook`` do, without owning the loop (tests, embedding).
+    What PTB's ``run_polling``/``run_webhook`` do, without owning the loop (tests,
+    embedding). Not durable: PTB's Updater confirms updates before they are processed, so a
+    killed process loses them; ``cadrebot run`` polls through the inbox instead
+    (:mod:`cadrebot.bot.telegram.polling`).
     """
     await application.initialize()
     try:
@@ -178,20 +183,22 @@ def run(settings: Settings, *, webhook: bool = False, knowledge: Knowledge | Non
     except ConfigurationError as error:
         print(f"错误：{error}", file=sys.stderr)
         return 2
+    if hook is None:
+        # Through the inbox: an update is stored before Telegram is told it arrived.
+        from cadrebot.bot.telegram.polling import run_polling
+
+        asyncio.run(run_polling(settings, knowledge=knowledge))
+        return 0
     services = build_services(settings, knowledge=knowledge)
     with services:
         application = build_application(services)
-        if hook is not None:
-            log.info("serving the webhook on %s:%d/%s", hook.listen, hook.port, hook.url_path)
-            application.run_webhook(
-                listen=hook.listen,
-                port=hook.port,
-                url_path=hook.url_path,
-                webhook_url=hook.webhook_url,
-                secret_token=hook.secret_token,
-                allowed_updates=list(ALLOWED_UPDATES),
-            )
-        else:
-            log.info("long polling for updates")
-            application.run_polling(allowed_updates=list(ALLOWED_UPDATES))
+        log.info("serving the webhook on %s:%d/%s", hook.listen, hook.port, hook.url_path)
+        application.run_webhook(
+            listen=hook.listen,
+            port=hook.port,
+            url_path=hook.url_path,
+            webhook_url=hook.webhook_url,
+            secret_token=hook.secret_token,
+            allowed_updates=list(ALLOWED_UPDATES),
+        )
     return 0

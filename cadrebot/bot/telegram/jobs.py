@@ -1,5 +1,6 @@
-"""Scheduled work of a Telegram process: the cadres' daily due-date reminder and the one index
-follower of the process (it switches to an index version another process published)."""
+"""Scheduled work of a Telegram process: the cadres' daily due-date reminder, the clean-up of
+abandoned forms (their users told), and the one index follower of the process (it switches
+to an index version another process published)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ from zoneinfo import ZoneInfo
 
 from telegram.error import BadRequest, Forbidden
 
-from cadrebot.bot.telegram.rendering import CHANNEL, send
+from cadrebot.bot.telegram.rendering import CHANNEL, notify, send
 from cadrebot.bot.telegram.routing import AnyApplication, Context
 from cadrebot.handlers.admin import KnowledgeAdmin
 from cadrebot.handlers.conversation import ConversationService
 from cadrebot.settings import Settings
 
 log = logging.getLogger(__name__)
+
+CLEAN_UP_EVERY = timedelta(minutes=10)
 
 ClaimJob = Callable[[str, str], bool]
 """True for exactly one caller per (job, run key) across all processes."""
@@ -53,6 +56,9 @@ class TelegramJobs:
         jobs.run_daily(self.daily_reminder, time=at, name="daily-due-reminder")
         every = timedelta(seconds=settings.index_poll_seconds)
         jobs.run_repeating(self.follow_index, interval=every, first=every, name="index-follower")
+        jobs.run_repeating(
+            self.clean_up_forms, interval=CLEAN_UP_EVERY, first=CLEAN_UP_EVERY, name="form-clean-up"
+        )
 
     async def daily_reminder(self, context: Context) -> None:
         if self._claim_job is not None:
@@ -70,6 +76,14 @@ class TelegramJobs:
             except (Forbidden, BadRequest, ValueError) as error:
                 log.info("reminder to user %s failed: %s", digest.user.id, type(error).__name__)
         log.info("daily reminder sent to %d of %d staff", sent, len(digests))
+
+    async def clean_up_forms(self, context: Context) -> None:
+        """Delete the forms abandoned past the retention time and tell their users. Every
+        worker may run it: the core deletes each form once, under its conversation lock."""
+        notices = await asyncio.to_thread(self._core.clean_up_forms)
+        await notify(context.bot, notices)
+        if notices:
+            log.info("deleted %d abandoned forms", len(notices))
 
     async def follow_index(self, context: Context | None = None) -> None:
         """Pick up an index published by another process (``cadrebot index``, another worker)."""

@@ -72,6 +72,18 @@ async def edit(message: Message, text: str, markup: InlineKeyboardMarkup | None 
             raise
 
 
+async def notify(bot: Bot, notices: Sequence[Notice]) -> None:
+    """Send the notices meant for users of this channel; other channels' stay."""
+    for notice in notices:
+        if notice.user.channel != CHANNEL:
+            continue
+        try:
+            await bot.send_message(int(notice.user.external_id), notice.text)
+        except (Forbidden, BadRequest, ValueError) as error:
+            # The user blocked the bot or never started it: nothing more we can do.
+            log.info("could not notify user %s: %s", notice.user.id, type(error).__name__)
+
+
 class Renderer:
     """Delivers turn results to one bot; background tasks are started with ``spawn``."""
 
@@ -111,14 +123,7 @@ class Renderer:
             self._spawn(self._run(task, chat_id, status))
 
     async def notify(self, notices: Sequence[Notice]) -> None:
-        for notice in notices:
-            if notice.user.channel != CHANNEL:
-                continue
-            try:
-                await self._bot.send_message(int(notice.user.external_id), notice.text)
-            except (Forbidden, BadRequest, ValueError) as error:
-                # The farmer blocked the bot or never started it: nothing more we can do.
-                log.info("could not notify user %s: %s", notice.user.id, type(error).__name__)
+        await notify(self._bot, notices)
 
     async def _run(self, task: BackgroundTask, chat_id: int, status: Message | None) -> None:
         """Run ``task`` in a worker thread, showing its progress in ``status``."""

@@ -10,13 +10,14 @@ code serves) with three routes:
 * ``GET /healthz``: database reachable and migrated, index loaded and its version (503 if not).
 * ``GET /metrics``: Prometheus metrics of this worker.
 
-Processing (see :mod:`cadrebot.storage.inbox`): a chat's updates are taken one at a time,
-oldest first, under a lease on the chat's oldest pending update, and run through the
-python-telegram-bot Application (``process_update``). So one chat's updates are processed in
-order and by one worker at a time, different chats in parallel on every worker. A sweeper
-takes over updates nobody is on (a dead worker's, once its lease expires, or a busy
-worker's backlog). The application's index follower (one per process, see
-:mod:`cadrebot.bot.telegram.jobs`) switches to a newly published index version within
+Processing (see :mod:`cadrebot.storage.inbox`; the dispatcher is
+:class:`~cadrebot.bot.telegram.inbox_dispatch.InboxDispatcher`, which long polling shares): a
+chat's updates are taken one at a time, oldest first, under a lease on the chat's oldest
+pending update, and run through the python-telegram-bot Application (``process_update``). So
+one chat's updates are processed in order and by one worker at a time, different chats in
+parallel on every worker. A sweeper takes over updates nobody is on (a dead worker's, once
+its lease expires, or a busy worker's backlog). The application's index follower (one per
+process, see :mod:`cadrebot.bot.telegram.jobs`) switches to a newly published index version within
 :attr:`Settings.index_poll_seconds` (an admin's upload or /reload builds it once, on the
 worker that received it, under a lock shared by all workers).
 
@@ -32,58 +33,35 @@ restarted; SIGTERM/SIGINT stop them all gracefully).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import hmac
 import logging
 import multiprocessing
 import os
 import signal
-import socket
 import sys
 import time
-import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from telegram import Update
 
-from cadrebot.bot.telegram.app import (
-    ALLOWED_UPDATES,
-    ConfigurationError,
-    bot_token,
-    build_application,
+from cadrebot.bot.telegram.app import ALLOWED_UPDATES, ConfigurationError, bot_token
+from cadrebot.bot.telegram.inbox_dispatch import (
+    InboxRuntime,
+    chat_key_of,
+    inbox_runtime,
+    stop_on_signals,
+    update_kind,
 )
-from cadrebot.bot.telegram.routing import AnyApplication
-from cadrebot.bot.telegram.services import ServiceHooks, TelegramServices, build_services
 from cadrebot.bot.wiring import Knowledge, build_knowledge, ensure_index
-from cadrebot.handlers.ports import PolicyAnswer
 from cadrebot.indexer.store import set_faiss_threads
 from cadrebot.ops.health import check_health
-from cadrebot.ops.metrics import BotMetrics
 from cadrebot.settings import Settings
-from cadrebot.storage import CaseDatabase, install_sensitive_data_filter, upgrade
-from cadrebot.storage.inbox import ClaimedUpdate, Receipts, SqlInbox
+from cadrebot.storage import install_sensitive_data_filter, upgrade
 
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-STALE_GRACE = timedelta(seconds=2)
-PRUNE_EVERY_SECONDS = 600.0
-KEEP_DONE = timedelta(days=2)  # Telegram gives up redelivering long before that
-_CHAT_CARRIERS = (
-    "message",
-    "edited_message",
-    "callback_query",
-    "channel_post",
-    "edited_channel_post",
-    "my_chat_member",
-    "chat_member",
-)
 
 
 @dataclass(frozen=True)
@@ -126,65 +104,18 @@ class ServeConfig:
         )
 
 
-def chat_key_of(update: dict[str, Any]) -> str:
-    """The chat an update belongs to (what its order is kept within).
-
-    A private chat's id is its user's id, so a button press whose message is no longer
-    available (keyed by the user) stays in order with that chat's messages.
-    """
-    for name in _CHAT_CARRIERS:
-        carrier = update.get(name)
-        if not isinstance(carrier, dict):
-            continue
-        message = carrier.get("message") if name == "callback_query" else carrier
-        chat = message.get("chat") if isinstance(message, dict) else None
-        if isinstance(chat, dict) and "id" in chat:
-            return str(chat["id"])
-        sender = carrier.get("from")
-        if isinstance(sender, dict) and "id" in sender:
-            return str(sender["id"])
-    return "-"
-
-
-def update_kind(update: dict[str, Any]) -> str:
-    return next((name for name in _CHAT_CARRIERS if name in update), "other")
-
-
-def worker_owner() -> str:
-    """A name for this worker process, unique across restarts and machines."""
-    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
 class WebhookWorker:
-    """One worker process's webhook server, dispatcher and sweeper."""
+    """One worker process's webhook server; its inbox dispatcher processes what it stores."""
 
-    def __init__(
-        self,
-        services: TelegramServices,
-        application: AnyApplication,
-        config: ServeConfig,
-        *,
-        inbox: SqlInbox,
-        receipts: Receipts,
-        metrics: BotMetrics,
-    ) -> None:
-        settings = services.settings
-        self.services = services
-        self.application = application
+    def __init__(self, runtime: InboxRuntime, config: ServeConfig) -> None:
+        self.services = runtime.services
+        self.application = runtime.application
         self.config = config
-        self.metrics = metrics
-        self.inbox = inbox
-        self.owner = inbox.owner
-        self._receipts = receipts
-        self._lease_seconds = settings.serve_lease_seconds
-        self._sweep_seconds = settings.serve_sweep_seconds
-        self._slots = asyncio.Semaphore(settings.telegram_concurrent_updates)
-        self._draining: set[str] = set()
-        self._dirty: set[str] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._loops: list[asyncio.Task[None]] = []
+        self.metrics = runtime.metrics
+        self.inbox = runtime.inbox
+        self.owner = runtime.inbox.owner
+        self.dispatcher = runtime.dispatcher()
         self._runner: web.AppRunner | None = None
-        self._stopping = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -205,10 +136,7 @@ class WebhookWorker:
             self._runner, self.config.listen, self.config.port, reuse_port=True, backlog=512
         )
         await site.start()
-        self._loops = [
-            asyncio.create_task(self._every(self._sweep_seconds, self._sweep)),
-            asyncio.create_task(self._every(PRUNE_EVERY_SECONDS, self._prune)),
-        ]
+        self.dispatcher.start()
         log.info(
             "worker %s serving /%s on %s:%d",
             self.owner,
@@ -220,14 +148,9 @@ class WebhookWorker:
     async def stop(self, grace: float = 20.0) -> None:
         """Stop taking requests, let the updates in process finish (their chats' remaining
         updates stay pending for the other workers), stop the loops."""
-        self._stopping = True
         if self._runner is not None:
             await self._runner.cleanup()
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=grace)
-        for task in self._loops:
-            task.cancel()
-        await asyncio.gather(*self._loops, return_exceptions=True)
+        await self.dispatcher.stop(grace)
 
     # ------------------------------------------------------------------ HTTP
 
@@ -252,7 +175,7 @@ class WebhookWorker:
             return web.Response(status=503, text="try again")
         if new:
             self.metrics.update_received(update_kind(body))
-            self.kick(chat_key)
+            self.dispatcher.kick(chat_key)
         return web.Response(text="ok")
 
     async def _healthz(self, request: web.Request) -> web.Response:
@@ -271,85 +194,6 @@ class WebhookWorker:
         response.headers["Content-Type"] = content_type
         return response
 
-    # ------------------------------------------------------------------ processing
-
-    def kick(self, chat_key: str) -> None:
-        """Make sure this worker works through ``chat_key``'s pending updates."""
-        if self._stopping:
-            return
-        if chat_key in self._draining:
-            self._dirty.add(chat_key)  # the running drain looks once more before it ends
-            return
-        self._draining.add(chat_key)
-        task = asyncio.create_task(self._drain(chat_key))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _drain(self, chat_key: str) -> None:
-        try:
-            async with self._slots:
-                while not self._stopping:
-                    self._dirty.discard(chat_key)
-                    claimed = await asyncio.to_thread(self.inbox.claim_next, chat_key)
-                    if claimed is None:
-                        if chat_key in self._dirty:
-                            continue
-                        break
-                    await self._process(claimed)
-        except Exception:
-            log.exception("dispatching chat %s failed", chat_key)
-            self.metrics.error("dispatch")
-        finally:
-            self._draining.discard(chat_key)
-            self._dirty.discard(chat_key)
-
-    async def _process(self, claimed: ClaimedUpdate) -> None:
-        receipt = self._receipts.open(claimed.update_id)
-        heartbeat = asyncio.create_task(self._renew(claimed.update_id))
-        failed = False
-        try:
-            update = Update.de_json(claimed.payload, self.application.bot)
-            await self.application.process_update(update)
-        except Exception:
-            failed = True
-            log.exception("update %s could not be processed", claimed.update_id)
-            self.metrics.error("dispatch")
-        finally:
-            heartbeat.cancel()
-            self._receipts.close(claimed.update_id)
-        if not receipt.done:
-            await asyncio.to_thread(self.inbox.finish, claimed.update_id, failed=failed)
-
-    async def _renew(self, update_id: int) -> None:
-        while True:
-            await asyncio.sleep(self._lease_seconds / 3)
-            try:
-                if not await asyncio.to_thread(self.inbox.renew, update_id):
-                    log.warning("lost the lease on update %s", update_id)
-                    return
-            except Exception:
-                log.exception("could not renew the lease on update %s", update_id)
-
-    # ------------------------------------------------------------------ periodic work
-
-    async def _every(self, seconds: float, action: Callable[[], Awaitable[None]]) -> None:
-        while not self._stopping:
-            await asyncio.sleep(seconds)
-            try:
-                await action()
-            except Exception:
-                log.exception("periodic %s failed", getattr(action, "__name__", action))
-                self.metrics.error("periodic")
-
-    async def _sweep(self) -> None:
-        for chat_key in await asyncio.to_thread(self.inbox.stale_chats, grace=STALE_GRACE):
-            self.kick(chat_key)
-
-    async def _prune(self) -> None:
-        removed = await asyncio.to_thread(self.inbox.prune, KEEP_DONE)
-        if removed:
-            log.info("forgot %d finished updates", removed)
-
 
 # ---------------------------------------------------------------------- one worker
 
@@ -363,64 +207,21 @@ async def run_worker(
     register_webhook: bool = False,
 ) -> None:
     """Serve until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is None)."""
-    loop = asyncio.get_running_loop()
-    # Blocking work (database, search) runs in threads: enough for the concurrent chats.
-    loop.set_default_executor(
-        concurrent.futures.ThreadPoolExecutor(
-            max_workers=settings.telegram_concurrent_updates + 4,
-            thread_name_prefix="cadrebot",
-        )
-    )
     if stop is None:
-        stop = asyncio.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-    metrics = BotMetrics()
-    database = CaseDatabase(settings, tz=ZoneInfo(settings.timezone))
-    await asyncio.to_thread(database.open)
-    inbox = SqlInbox(
-        database.engine, owner=worker_owner(), lease=timedelta(seconds=settings.serve_lease_seconds)
-    )
-    receipts = Receipts(inbox.owner)
-
-    def answered(seconds: float, answer: PolicyAnswer) -> None:
-        metrics.answered(seconds, found=answer.found)
-
-    hooks = ServiceHooks(
-        on_answer=answered,
-        on_case_filed=metrics.case_filed,
-        on_index_loaded=metrics.index_loaded,
-        claim_job=inbox.claim_job,
-        receipts=receipts.get,
-    )
-    services = build_services(settings, knowledge=knowledge, database=database, hooks=hooks)
-    await asyncio.to_thread(services.open)
-    try:
-        application = build_application(services)
-        await application.initialize()
-        try:
-            if application.post_init is not None:
-                await application.post_init(application)
-            if register_webhook and config.webhook_url:
-                await application.bot.set_webhook(
-                    url=config.webhook_url,
-                    secret_token=config.secret_token,
-                    allowed_updates=list(ALLOWED_UPDATES),
-                )
-            await application.start()
-            worker = WebhookWorker(
-                services, application, config, inbox=inbox, receipts=receipts, metrics=metrics
+        stop = stop_on_signals()
+    async with inbox_runtime(settings, knowledge=knowledge) as runtime:
+        if register_webhook and config.webhook_url:
+            await runtime.application.bot.set_webhook(
+                url=config.webhook_url,
+                secret_token=config.secret_token,
+                allowed_updates=list(ALLOWED_UPDATES),
             )
-            try:
-                await worker.start()
-                await stop.wait()
-            finally:
-                await worker.stop()
-                await application.stop()
+        worker = WebhookWorker(runtime, config)
+        try:
+            await worker.start()
+            await stop.wait()
         finally:
-            await application.shutdown()
-    finally:
-        await asyncio.to_thread(services.close)
+            await worker.stop()
 
 
 def _worker_settings(settings: Settings, workers: int) -> Settings:

@@ -10,8 +10,8 @@ NAME = FieldSpec(
     name="name",
     label="姓名",
     prompt="请输入申报人姓名。",
-    kind=FieldKind.TEXT,
-    min_length=2,
+    kind=FieldKind.PERSON_NAME,
+    min_length=2,  # shown in the hint; validators.parse_person_name checks 2-20 itself
     max_length=20,
 )
 ID_NUMBER = FieldSpec(
@@ -30,14 +30,14 @@ MOBILE = FieldSpec(
 TOWNSHIP = FieldSpec(
     name="township",
     label="乡镇",
-    prompt="请输入您所在的乡（镇），例如：大塘埠镇。",
-    kind=FieldKind.TEXT,
+    prompt="请输入您所在的乡（镇）或街道，例如：大塘埠镇。",
+    kind=FieldKind.TOWNSHIP,
     max_length=30,
 )
 VILLAGE = FieldSpec(
     name="village",
     label="村",
     prompt="请输入您所在的村（社区），例如：长岭村。",
-    kind=FieldKind.TEXT,
+    kind=FieldKind.VILLAGE,
     max_length=30,
 )

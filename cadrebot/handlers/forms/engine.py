@@ -27,8 +27,9 @@ from cadrebot.handlers.forms.fields import (
     FieldKind,
     FieldSpec,
 )
-from cadrebot.handlers.forms.validators import InvalidAnswer, normalize
+from cadrebot.handlers.forms.validators import InvalidAnswer, normalize, quotable
 from cadrebot.handlers.forms.workflow import Workflow
+from cadrebot.handlers.masking import mask_sensitive
 from cadrebot.handlers.ports import (
     Case,
     ConversationKey,
@@ -181,15 +182,20 @@ class FormEngine:
     def is_expired(self, state: DialogState, now: datetime) -> bool:
         return now - state.updated_at > self._idle_timeout
 
+    def expiry_notice(self, state: DialogState) -> str:
+        """What the user is told of a form cancelled for being idle (its answers are deleted
+        with it: by the user's next message, or by the clean-up)."""
+        form = self._registry[state.form_name]
+        minutes = int(self._idle_timeout.total_seconds() // 60)
+        return (
+            f"您填写的《{form.title}》已超过{_duration(minutes)}没有操作，已自动取消，"
+            f"填写的内容已删除。如需申报，请发送 {form.command} 重新开始。"
+        )
+
     def step(self, state: DialogState, text: str, now: datetime) -> StepResult:
         form = self._registry[state.form_name]
         if self.is_expired(state, now):
-            minutes = int(self._idle_timeout.total_seconds() // 60)
-            notice = (
-                f"您填写的《{form.title}》已超过{_duration(minutes)}没有操作，已自动取消，"
-                f"填写的内容没有保存。如需申报，请发送 {form.command} 重新开始。"
-            )
-            return StepResult(StepOutcome.EXPIRED, None, (Reply(notice),))
+            return StepResult(StepOutcome.EXPIRED, None, (Reply(self.expiry_notice(state)),))
         word = normalize(text)
         if word in CANCEL_WORDS:
             return StepResult(
@@ -264,10 +270,19 @@ class FormEngine:
         elif word.startswith(TOGGLE_PREFIX):  # a button of an earlier question, tapped late
             return self._reject(state, "这个按钮已经失效，请回答当前的问题。")
 
+        # Any answer may hold an ID number ("我的身份证是…"): only the ID field keeps one whole
+        # (the case needs it). Masked before parsing, so no clean-up joins its digits into a
+        # longer number, and after, in case one joins pieces into an ID. Phone numbers stay:
+        # cadres call them.
+        keeps_id = spec.kind is FieldKind.ID_CARD
         try:
-            value = spec.parse(text, today=now.date())
+            value = spec.parse(
+                text if keeps_id else mask_sensitive(text, mask_phones=False), today=now.date()
+            )
         except InvalidAnswer as invalid:
             return self._reject(state, invalid.reason)
+        if isinstance(value, str) and not keeps_id:
+            value = mask_sensitive(value, mask_phones=False)
         return self._accept(form, state, spec, value, now)
 
     def _toggle(
@@ -326,7 +341,7 @@ class FormEngine:
             state,
             current_field=previous.name,
             phase=DialogPhase.ASKING,
-            scratch={},
+            scratch=_current_selection(previous, state.answers),
             updated_at=now,
         )
         return StepResult(
@@ -365,14 +380,16 @@ class FormEngine:
             wanted = by_label[1].strip() if by_label else word
             target = _find_by_label(active, wanted)
             if target is None and by_label:
-                return self._summary_reject(form, state, f"没有找到“{wanted}”这一项。")
+                # Never quote digits back: "修改 3607 0219 …" would show an ID number.
+                named = f"“{wanted}”" if quotable(wanted) else "您说的"
+                return self._summary_reject(form, state, f"没有找到{named}这一项。")
         if target is None:
             return self._summary_reject(form, state, "请确认以下信息。")
         new_state = dataclasses.replace(
             state,
             phase=DialogPhase.EDITING,
             current_field=target.name,
-            scratch={},
+            scratch=_current_selection(target, state.answers),
             updated_at=now,
         )
         reply = self.prompt(new_state)
@@ -426,6 +443,14 @@ def _previous_field(form: FormSpec, state: DialogState) -> FieldSpec | None:
 def _selection(state: DialogState) -> list[str]:
     raw = state.scratch.get(_SELECTION, [])
     return [str(item) for item in raw] if isinstance(raw, list) else []
+
+
+def _current_selection(spec: FieldSpec, answers: Mapping[str, JSONValue]) -> dict[str, JSONValue]:
+    """The scratch to re-ask ``spec`` with: a multi-choice answer starts from its picks."""
+    value = answers.get(spec.name)
+    if spec.kind is not FieldKind.MULTI_CHOICE or not isinstance(value, list):
+        return {}
+    return {_SELECTION: [c for c in spec.choices if c in value]}
 
 
 def _prune(form: FormSpec, answers: dict[str, JSONValue]) -> dict[str, JSONValue]:

@@ -9,6 +9,7 @@ from enum import StrEnum
 
 from cadrebot.handlers.forms import validators
 from cadrebot.handlers.masking import mask_id_number
+from cadrebot.handlers.places import MAX_OPTIONS, PlaceRegister, clean_place, township_refusal
 from cadrebot.handlers.ports import JSONValue, Option
 
 TOGGLE_PREFIX = "toggle:"
@@ -20,6 +21,7 @@ SKIP_WORD = "跳过"
 
 class FieldKind(StrEnum):
     TEXT = "text"
+    PERSON_NAME = "person_name"  # 2-20 Chinese characters or letters (validators)
     NUMBER = "number"
     CHOICE = "choice"
     MULTI_CHOICE = "multi_choice"
@@ -27,6 +29,8 @@ class FieldKind(StrEnum):
     ID_CARD = "id_card"
     PHONE = "phone"
     YES_NO = "yes_no"
+    TOWNSHIP = "township"  # matched against the place register (``FieldSpec.places``)
+    VILLAGE = "village"  # cleaned; spelled as the register does when it knows the village
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ class FieldSpec:
     condition: Condition | None = None
     help: str = ""  # why we ask / which document says so; shown on "帮助"
     terminal: tuple[TerminalAnswer, ...] = ()
+    places: PlaceRegister | None = None  # TOWNSHIP/VILLAGE: the register (None: open)
 
     def __post_init__(self) -> None:
         if self.kind in (FieldKind.CHOICE, FieldKind.MULTI_CHOICE) and not self.choices:
@@ -88,6 +93,8 @@ class FieldSpec:
                 return validators.parse_text(
                     text, max_length=self.max_length, min_length=self.min_length
                 )
+            case FieldKind.PERSON_NAME:
+                return validators.parse_person_name(text)
             case FieldKind.NUMBER:
                 return validators.parse_number(
                     text,
@@ -108,6 +115,21 @@ class FieldSpec:
                 return validators.parse_mobile(text)
             case FieldKind.YES_NO:
                 return validators.parse_yes_no(text)
+            case FieldKind.TOWNSHIP | FieldKind.VILLAGE:
+                return self._parse_place(text)
+
+    def _parse_place(self, text: str) -> str:
+        register = self.places or PlaceRegister()
+        value = validators.parse_text(
+            clean_place(text), max_length=self.max_length, min_length=self.min_length
+        )
+        if self.kind is FieldKind.VILLAGE:
+            return register.canonical_village(value)
+        found = register.match_township(value).township
+        if found is None:
+            reason, _ = township_refusal(register, value)
+            raise validators.InvalidAnswer(reason)
+        return found.name
 
     def display(self, value: JSONValue, *, mask: bool = True) -> str:
         """The answer as shown to people (ID numbers masked unless ``mask=False``)."""
@@ -133,6 +155,10 @@ class FieldSpec:
             buttons.append(Option(DONE_WORD, DONE_WORD))
         elif self.kind is FieldKind.YES_NO:
             buttons = [Option("是", "是"), Option("否", "否")]
+        elif self.kind is FieldKind.TOWNSHIP and self.places is not None:
+            townships = self.places.townships()
+            if 0 < len(townships) <= MAX_OPTIONS:  # a small deployment: offer them all
+                buttons = [Option(t.name, t.name) for t in townships]
         if self.optional:
             buttons.append(Option(SKIP_WORD, SKIP_WORD))
         return tuple(buttons)
@@ -152,7 +178,7 @@ class FieldSpec:
                 low, high = _plain(self.min_value), _plain(self.max_value)
                 unit = f"（单位：{self.unit}）" if self.unit else ""
                 hint = f"请输入{low}到{high}之间的数字{unit}。"
-            case FieldKind.TEXT if self.max_length is not None:
+            case FieldKind.TEXT | FieldKind.PERSON_NAME if self.max_length is not None:
                 hint = f"（不超过{self.max_length}字）"
             case _:
                 hint = ""

@@ -25,16 +25,73 @@ def normalize(text: str) -> str:
 
 # --------------------------------------------------------------------------- text
 
+# Control characters other than line breaks and tabs: nothing a person means to type, and
+# a spreadsheet refuses them.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
 
 def parse_text(text: str, *, max_length: int | None = None, min_length: int = 1) -> str:
     # Free text keeps its full-width punctuation (NFKC would turn "，" into ",").
-    value = text.strip()
+    value = _CONTROL.sub("", text).strip()
     if not value:
         raise InvalidAnswer("内容不能为空。")
     if len(value) < min_length:
         raise InvalidAnswer(f"内容太短，请至少填写{min_length}个字。")
     if max_length is not None and len(value) > max_length:
         raise InvalidAnswer(f"内容过长（{len(value)}字），请精简到{max_length}字以内后重新输入。")
+    return value
+
+
+# --------------------------------------------------------------------------- person names
+
+NAME_MIN_LENGTH = 2
+NAME_MAX_LENGTH = 20
+NAME_DOT = "·"  # the 间隔号 of ethnic and transliterated names: 阿卜杜拉·买买提
+_NAME_DOTS = frozenset("·•‧∙・･.。")  # what people type for it
+_CJK_RANGES = (
+    (0x3400, 0x4DBF),  # Extension A
+    (0x4E00, 0x9FFF),  # Unified Ideographs
+    (0xF900, 0xFAFF),  # Compatibility Ideographs
+    (0x20000, 0x3134F),  # Extensions B-G
+)
+
+
+def _is_han(ch: str) -> bool:
+    return ch == "〇" or any(low <= ord(ch) <= high for low, high in _CJK_RANGES)
+
+
+def _is_latin_letter(ch: str) -> bool:
+    return ch.isalpha() and "LATIN" in unicodedata.name(ch, "")
+
+
+def parse_person_name(text: str) -> str:
+    """A person's name: 2-20 Chinese characters or letters, 间隔号 allowed between parts.
+
+    Invisible format characters (zero-width spaces) and spaces are removed first; a space
+    between two Latin words stays ("John Smith"). Nothing typed is quoted back.
+    """
+    value = "".join(ch for ch in normalize(text) if unicodedata.category(ch) != "Cf")
+    value = "".join(NAME_DOT if ch in _NAME_DOTS else ch for ch in value)
+    words = value.split()
+    kept = words[:1]
+    for word in words[1:]:  # join the words; keep a space only between two Latin ones
+        latin_gap = _is_latin_letter(kept[-1][-1]) and _is_latin_letter(word[0])
+        kept.append(f" {word}" if latin_gap else word)
+    value = "".join(kept)
+    if not value:
+        raise InvalidAnswer("姓名不能为空，请输入申报人的姓名。")
+    if not all(_is_han(ch) or _is_latin_letter(ch) or ch in (NAME_DOT, " ") for ch in value):
+        raise InvalidAnswer(
+            "姓名只能由汉字或字母组成（少数民族姓名可用间隔号“·”），"
+            "不能包含数字、符号或表情，请重新输入。"
+        )
+    if value[0] == NAME_DOT or value[-1] == NAME_DOT or NAME_DOT * 2 in value:
+        raise InvalidAnswer("姓名中的间隔号“·”只能用在两部分名字之间，请重新输入。")
+    letters = len(value.replace(" ", ""))
+    if letters < NAME_MIN_LENGTH:
+        raise InvalidAnswer(f"姓名太短，至少{NAME_MIN_LENGTH}个字，请输入完整的姓名。")
+    if letters > NAME_MAX_LENGTH:
+        raise InvalidAnswer(f"姓名最多{NAME_MAX_LENGTH}个字，请核对后重新输入。")
     return value
 
 
@@ -50,12 +107,20 @@ def id_check_char(first17: str) -> str:
     return _ID_CHECK_CHARS[total % 11]
 
 
+_DASHES = frozenset("-‐‑‒–—―−－﹣")
+
+
 def parse_id_number(text: str, *, today: date) -> str:
     """An 18-character 居民身份证号码 with a valid birth date and check character.
 
-    Spaces inside the number are tolerated; a lowercase x is upper-cased.
+    Spaces, dashes and invisible characters inside the number are tolerated; a lowercase x
+    is upper-cased.
     """
-    value = re.sub(r"\s+", "", normalize(text)).upper()
+    value = "".join(
+        ch
+        for ch in normalize(text)
+        if not (ch.isspace() or ch in _DASHES or unicodedata.category(ch) == "Cf")
+    ).upper()
     if not value:
         raise InvalidAnswer("身份证号不能为空。")
     if len(value) != 18:
@@ -212,7 +277,7 @@ def parse_choice(text: str, choices: Sequence[str]) -> str:
     value = normalize(text).rstrip("。.")
     picked = _match_option(value, choices)
     if picked is None:
-        raise InvalidAnswer(f"没有找到“{value}”这个选项，{_choice_hint(choices)}")
+        raise InvalidAnswer(f"{_not_an_option([value], choices)}{_choice_hint(choices)}")
     return picked
 
 
@@ -234,8 +299,7 @@ def parse_multi_choice(text: str, choices: Sequence[str]) -> list[str]:
         else:
             picked.add(match)
     if unknown:
-        listed = "、".join(f"“{t}”" for t in unknown)
-        raise InvalidAnswer(f"没有找到{listed}这个选项，{_choice_hint(choices)}")
+        raise InvalidAnswer(f"{_not_an_option(unknown, choices)}{_choice_hint(choices)}")
     return [c for c in choices if c in picked]
 
 
@@ -250,6 +314,28 @@ def _match_option(value: str, choices: Sequence[str]) -> str | None:
         if len(partial) == 1:
             return partial[0]
     return None
+
+
+QUOTE_MAX_CHARS = 20
+
+
+def quotable(value: str) -> bool:
+    """Whether ``value`` (user input) may be quoted back in a reply.
+
+    Only short input without digits: anything with digits may be (part of) an ID number or
+    a phone number, and its pieces quoted one by one would show it whole.
+    """
+    return 0 < len(value) <= QUOTE_MAX_CHARS and not any(ch.isdigit() for ch in value)
+
+
+def _not_an_option(unknown: Sequence[str], choices: Sequence[str]) -> str:
+    if len(unknown) == 1 and unknown[0].isascii() and unknown[0].isdigit():
+        if len(unknown[0]) <= 2:
+            return f"没有第{int(unknown[0])}个选项，"
+        return "没有这个序号的选项，"
+    if all(quotable(token) for token in unknown):
+        return f"没有找到{'、'.join(f'“{t}”' for t in unknown)}这个选项，"
+    return "您回复的内容中有不在选项里的，"
 
 
 def _choice_hint(choices: Sequence[str]) -> str:
