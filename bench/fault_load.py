@@ -57,11 +57,20 @@ WORKERS = 2
 
 
 def worker_pids(supervisor: int) -> list[int]:
+    """The supervisor's worker processes (not multiprocessing's resource tracker)."""
     try:
         children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
     except OSError:
         return []
-    return [int(pid) for pid in children]
+    workers = []
+    for pid in children:
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"resource_tracker" not in command:
+            workers.append(int(pid))
+    return workers
 
 
 def tail(log_path: Path) -> str:
@@ -196,6 +205,7 @@ async def run(args: argparse.Namespace, url: str, form_counts: tuple[int, ...]) 
             "failed_inbox": given_up,
             "error_exchanges": errors,
             "unanswered": phase.unanswered,
+            "undelivered": phase.undelivered,
             "events": events,
         }
     finally:

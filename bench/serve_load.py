@@ -84,6 +84,7 @@ class Phase:
     question_latencies: list[float] = field(default_factory=list)
     sent: dict[int, int] = field(default_factory=dict)
     unanswered: int = 0
+    undelivered: int = 0  # refused by every worker for a minute: never stored
     seconds: float = 0.0
     start: float = field(default_factory=time.perf_counter)
 
@@ -146,15 +147,9 @@ class Load:
         waiter: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self.fake.waiting[chat] = (self.fake.received.get(chat, 0) + replies, waiter)
         started = time.perf_counter()
-        for _ in range(5):
-            try:
-                async with self.session.post(
-                    self.url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}
-                ) as response:
-                    if response.status == 200:
-                        break
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.1)
+        if not await self._deliver(update):
+            phase.undelivered += 1
+            return
         phase.sent[chat] = phase.sent.get(chat, 0) + 1
         try:
             answered = await asyncio.wait_for(waiter, timeout=60)
@@ -164,6 +159,22 @@ class Load:
         phase.latencies.append(answered - started)
         if line in QUESTIONS:
             phase.question_latencies.append(answered - started)
+
+    async def _deliver(self, update: dict[str, Any]) -> bool:
+        """POST the update until a worker takes it (200), as Telegram keeps redelivering an
+        update its webhook did not accept; False after a minute of refusals."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                async with self.session.post(
+                    self.url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}
+                ) as response:
+                    if response.status == 200:
+                        return True
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+        return False
 
     async def user(
         self,
@@ -346,6 +357,7 @@ async def _bench_workers_on(
                     "question_p50_ms": round(p(phase.question_latencies, 0.50)),
                     "question_p95_ms": round(p(phase.question_latencies, 0.95)),
                     "unanswered": phase.unanswered,
+                    "undelivered": phase.undelivered,
                     "lost": lost,
                     "doubled": doubled,
                     "pending": pending,

@@ -23,6 +23,7 @@ from cadrebot.evaluation import load_items, run_eval
 from cadrebot.handlers.conversation import MAX_MESSAGE_CHARS, storable_text
 from cadrebot.handlers.qa import render_answer
 from cadrebot.indexer.embedders import EmbedderError
+from cadrebot.indexer.offers_file import load_offers, offers_path
 from cadrebot.indexer.store import IndexCorruptError, IndexMismatchError, IndexNotFoundError
 from cadrebot.settings import Settings
 from cadrebot.storage import install_sensitive_data_filter
@@ -169,10 +170,14 @@ def cmd_ask(settings: Settings, knowledge: Knowledge, args: argparse.Namespace) 
         return 2
     _ready(settings, knowledge)
     answer = knowledge.composer.answer(question)
+    # The forms the chat would offer under this answer (a hardship described → /report).
+    offered = load_offers(offers_path(settings.knowledge_dir)).actions(question)
     if args.json:
-        _dump(answer.to_json())
+        _dump({**answer.to_json(), "actions": [a.command for a in offered]})
     else:
         print(render_answer(answer))
+        for action in offered:
+            print(f"· {action.label}：发送 {action.command}")
     return 0
 
 

@@ -16,6 +16,8 @@ from cadrebot.evaluation import ChatReply
 from cadrebot.handlers.conversation import ConversationService
 from cadrebot.handlers.ports import ActionKind, PolicyAnswer, PolicyAnswerer
 from cadrebot.handlers.turns import Inbound
+from cadrebot.indexer.offers_file import load_offers, offers_path
+from cadrebot.indexer.places_file import load_places, places_path
 from cadrebot.settings import Settings
 from cadrebot.storage import CaseDatabase
 
@@ -52,7 +54,12 @@ class ReplayedConversation:
         self._database = CaseDatabase(settings, tz=ZoneInfo(settings.timezone))
         self._database.open()
         self._service = ConversationService.from_settings(
-            settings, self._database.unit_of_work, self._answerer
+            settings,
+            self._database.unit_of_work,
+            self._answerer,
+            # As the deployed core has them (build_conversation_stack).
+            places=load_places(places_path(settings.knowledge_dir)),
+            offers=load_offers(offers_path(settings.knowledge_dir)),
         )
         return self
 

@@ -21,6 +21,8 @@ from cadrebot.indexer.answers import AnswerComposer
 from cadrebot.indexer.builder import BuildReport, IndexBuilder
 from cadrebot.indexer.embedders import Embedder, create_embedder
 from cadrebot.indexer.folder import DocumentFolder
+from cadrebot.indexer.lexicon import LEXICON_FILE
+from cadrebot.indexer.offers_file import load_offers, offers_path
 from cadrebot.indexer.places_file import load_places, places_path
 from cadrebot.indexer.published import PublishedIndex
 from cadrebot.indexer.search import HybridSearcher
@@ -46,7 +48,10 @@ def build_knowledge(settings: Settings) -> Knowledge:
     embedder = create_embedder(settings.embedder)
     tokenizer = PolicyTokenizer()
     builder = IndexBuilder(settings, embedder, tokenizer)
-    searcher = HybridSearcher(settings, embedder, tokenizer)
+    # The everyday-words lexicon lives with the documents; the searcher reads it with each
+    # index version it loads and again when the file changes.
+    lexicon = settings.knowledge_dir / LEXICON_FILE
+    searcher = HybridSearcher(settings, embedder, tokenizer, lexicon_path=lexicon)
     return Knowledge(embedder, tokenizer, builder, searcher, AnswerComposer(searcher))
 
 
@@ -190,5 +195,7 @@ def build_conversation_stack(
         on_case_filed=on_case_filed,
         # The place register of this deployment: places.toml in the knowledge folder.
         places=load_places(places_path(settings.knowledge_dir)),
+        # The forms offered under answers (a hardship described → /report): offers.toml.
+        offers=load_offers(offers_path(settings.knowledge_dir)),
     )
     return ConversationStack(settings, knowledge, database, service, admin)

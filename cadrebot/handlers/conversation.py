@@ -35,11 +35,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from cadrebot.handlers.admin import UPLOAD_COMMAND, UPLOADS_OFF, AdminError, KnowledgeAdmin
 from cadrebot.handlers.casework import CaseDesk, Digest
 from cadrebot.handlers.commands import Command, CommandCall, CommandRegistry, TurnOutput
+from cadrebot.handlers.followups import resolve_followup, understood_in, understood_line
 from cadrebot.handlers.forms import default_registry
 from cadrebot.handlers.forms.engine import FormEngine, FormRegistry
 from cadrebot.handlers.forms.policy import HOTLINE
@@ -47,6 +49,7 @@ from cadrebot.handlers.forms.validators import normalize
 from cadrebot.handlers.intake import Intake, looks_like_question
 from cadrebot.handlers.invites import InviteDesk, RoleBook, new_invite_code
 from cadrebot.handlers.masking import mask_sensitive
+from cadrebot.handlers.offers import OfferBook
 from cadrebot.handlers.places import PlaceRegister, bind_places
 from cadrebot.handlers.ports import (
     ConcurrentUpdateError,
@@ -61,7 +64,7 @@ from cadrebot.handlers.ports import (
     Reply,
     User,
 )
-from cadrebot.handlers.qa import PolicyQa, answer_actions
+from cadrebot.handlers.qa import QUESTION_KINDS, PolicyQa, answer_actions
 from cadrebot.handlers.turns import Inbound, Notice, TurnReceipt, TurnResult
 from cadrebot.settings import Settings
 
@@ -99,9 +102,12 @@ def storable_text(text: str) -> str:
 
 @dataclass(frozen=True)
 class _PreparedAnswer:
-    """A Q&A answer computed before the locked part of the turn, for exactly ``question``."""
+    """A Q&A answer computed before the locked part of the turn, for exactly ``question``
+    asked after ``previous`` (the conversation's previous question then)."""
 
     question: str
+    previous: str | None
+    understood: str | None  # the follow-up resolved against ``previous``
     answer: PolicyAnswer
 
 
@@ -111,6 +117,10 @@ class UploadCheck:
 
     name: str | None
     reply: str
+
+
+class _Ask(Protocol):
+    def __call__(self, question: str, into: TurnOutput, *, offer: bool = ...) -> None: ...
 
 
 class ConversationService:
@@ -130,8 +140,12 @@ class ConversationService:
         invite_codes: Callable[[], str] = new_invite_code,
         places: PlaceRegister | None = None,
         form_retention: timedelta | None = None,
+        offers: OfferBook | None = None,
     ) -> None:
         self._uow_factory = uow_factory
+        self._offers = offers or OfferBook()
+        # A follow-up refers to a question asked this recently in the same conversation.
+        self._followup_window = idle_timeout
         # An unfinished form's answers (an ID number among them) are deleted this long after
         # its last step; never before the form expires.
         self._form_retention = max(form_retention or idle_timeout, idle_timeout)
@@ -139,6 +153,7 @@ class ConversationService:
         self._clock = clock or (lambda: datetime.now(zone))
         places = places or PlaceRegister()  # none given: townships accepted as typed
         forms = bind_places(forms or default_registry(), places)
+        self._place_names = tuple(sorted({t.county for t in places.townships() if t.county}))
         self._intake = Intake(forms, idle_timeout=idle_timeout)
         self._qa = PolicyQa(answerer)
         self._answerer = answerer
@@ -170,6 +185,7 @@ class ConversationService:
         knowledge: KnowledgeAdmin | None = None,
         on_case_filed: Callable[[str], None] | None = None,
         places: PlaceRegister | None = None,
+        offers: OfferBook | None = None,
     ) -> ConversationService:
         return cls(
             uow_factory,
@@ -183,6 +199,7 @@ class ConversationService:
             knowledge=knowledge,
             on_case_filed=on_case_filed,
             places=places,
+            offers=offers,
         )
 
     @property
@@ -363,14 +380,32 @@ class ConversationService:
             if name != "ask" or not argument.strip():
                 return None
             question: str | None = argument.strip()
+            with self._uow_factory(read_only=True) as uow:
+                previous = self._previous_question(uow, key, now)
         else:
             with self._uow_factory(read_only=True) as uow:
                 state = uow.dialogs.load(key)
+                previous = self._previous_question(uow, key, now)
             # The connection is back in the pool before this point.
             question = self._intake.question_in(state, text, now)
         if question is None:
             return None
-        return _PreparedAnswer(question, self._answerer.answer(question))
+        understood = resolve_followup(question, previous, self._place_names)
+        answer = self._answerer.answer(understood or question)
+        return _PreparedAnswer(question, previous, understood, answer)
+
+    def _previous_question(
+        self, uow: OfficeUnitOfWork, key: ConversationKey, now: datetime
+    ) -> str | None:
+        """The conversation's previous policy question, as it was understood, if recent."""
+        logged = uow.exchanges.latest(key, QUESTION_KINDS)
+        if logged is None or now - logged.exchange.at > self._followup_window:
+            return None
+        exchange = logged.exchange
+        return (
+            understood_in(exchange.reply_text)
+            or (parse_command(exchange.inbound_text) or ("", exchange.inbound_text))[1].strip()
+        )
 
     # ------------------------------------------------------------------ dispatch
 
@@ -407,8 +442,8 @@ class ConversationService:
                 out.say(engine.reminder(state))
             return out
 
-        def ask(question: str, into: TurnOutput) -> None:
-            self._answer(question, into, prepared)
+        def ask(question: str, into: TurnOutput, *, offer: bool = False) -> None:
+            self._answer(uow, key, now, question, into, prepared, offer=offer)
 
         command = parse_command(text)
         if command is not None:
@@ -423,14 +458,14 @@ class ConversationService:
                 via_button=via_button,
                 chat_id=key.chat_id,
                 channel=key.channel,
-                question=lambda question: self._ask_command(question, out, state, prepared),
+                question=lambda question: self._ask_command(question, out, state, ask),
             )
             self._command(name, call)
         elif state is not None:
             self._intake.step(uow, user, state, text, now, out, ask=ask)
         else:
             out.kind = ExchangeKind.QA
-            ask(text.strip(), out)
+            ask(text.strip(), out, offer=True)
         return out
 
     def _command(self, name: str, call: CommandCall) -> None:
@@ -452,27 +487,43 @@ class ConversationService:
         question: str,
         out: TurnOutput,
         state: DialogState | None,
-        prepared: _PreparedAnswer | None,
+        ask: _Ask,
     ) -> None:
         """``/ask``: a question, also in the middle of a form (it never becomes a field's
         answer there); the form is reminded after the answer."""
-        self._answer(question, out, prepared)
+        ask(question, out, offer=state is None)
         out.kind = ExchangeKind.QA if state is None else ExchangeKind.FORM_QA
         if state is not None:
             out.say(self._intake.engine.reminder(state))
 
-    def _answer(self, question: str, out: TurnOutput, prepared: _PreparedAnswer | None) -> None:
-        if prepared is not None and prepared.question == question:
-            answer = prepared.answer
+    def _answer(
+        self,
+        uow: OfficeUnitOfWork,
+        key: ConversationKey,
+        now: datetime,
+        question: str,
+        out: TurnOutput,
+        prepared: _PreparedAnswer | None,
+        *,
+        offer: bool,
+    ) -> None:
+        """Answer ``question`` (a follow-up resolved against the previous question first);
+        outside a form, offer the form behind it (a hardship described: ``/report``)."""
+        previous = self._previous_question(uow, key, now)
+        if prepared is not None and (prepared.question, prepared.previous) == (question, previous):
+            understood, answer = prepared.understood, prepared.answer
         else:
             # The state changed since the peek (a concurrent message); rare, so answering
             # under the lock is acceptable here.
             log.debug("answering under the conversation lock")
-            answer = self._answerer.answer(question)
+            understood = resolve_followup(question, previous, self._place_names)
+            answer = self._answerer.answer(understood or question)
         out.found = answer.found
         out.chunk_ids = tuple(answer.chunk_ids)
         out.kb_version = answer.kb_version or None
-        out.say(Reply(answer.text, is_answer=True))
+        text = f"{understood_line(understood)}\n{answer.text}" if understood else answer.text
+        actions = self._offers.actions(question) if offer else ()
+        out.say(Reply(text, actions=actions, is_answer=True))
 
     # ------------------------------------------------------------------ start and help
 

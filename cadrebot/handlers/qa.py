@@ -8,6 +8,7 @@ knowledge base's extractive composer); this module only renders it for the chat.
 from __future__ import annotations
 
 from cadrebot.handlers.commands import Command, CommandCall
+from cadrebot.handlers.followups import understood_in
 from cadrebot.handlers.ports import NOT_FOUND_TEXT as NOT_FOUND_TEXT
 from cadrebot.handlers.ports import (
     Action,
@@ -148,7 +149,11 @@ class PolicyQa:
         ):
             call.out.say(missing)
             return
-        question = logged.exchange.inbound_text.removeprefix("/ask").strip()
+        # A follow-up's sources are those of the question it was understood as.
+        question = (
+            understood_in(logged.exchange.reply_text)
+            or logged.exchange.inbound_text.removeprefix("/ask").strip()
+        )
         call.out.say(render_more_sources(self._answerer.answer(question)))
 
     def _rate(self, call: CommandCall) -> None:

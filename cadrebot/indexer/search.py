@@ -15,11 +15,13 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cadrebot.indexer.embedders import Embedder, manifest_matches
+from cadrebot.indexer.lexicon import EMPTY_LEXICON, Lexicon, LexiconError, expand, load_lexicon
 from cadrebot.indexer.sentences import QuestionShape, question_shape, split_sentences
 from cadrebot.indexer.store import (
     IndexCorruptError,
@@ -50,6 +52,11 @@ class FusionParams:
     sentence_weight: float = 0.5
     shape_bonus: float = 0.3
     rerank_depth: int = 20
+    # Everyday-words lexicon (knowledge/lexicon.toml): the policy terms a question's everyday
+    # phrases map to are searched with this weight next to the user's own words (1.0), and
+    # a passage carrying one covers the phrase's words at this share of their weight.
+    lexicon_weight: float = 0.5
+    lexicon_credit: float = 0.8
 
 
 @dataclass(frozen=True)
@@ -112,9 +119,18 @@ class _CoveragePlan:
     compounds: tuple[tuple[str, tuple[str, ...]], ...]  # term, the shorter terms composing it
     weights: dict[str, float]
     total: float
+    # term, the lexicon's policy terms for it (each as the tokens that must all be present)
+    mapped: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = ()
+    mapped_credit: float = 1.0
 
     @classmethod
-    def of(cls, terms: tuple[str, ...], weight: Callable[[str], float]) -> _CoveragePlan:
+    def of(
+        cls,
+        terms: tuple[str, ...],
+        weight: Callable[[str], float],
+        mapped: dict[str, tuple[tuple[str, ...], ...]] | None = None,
+        mapped_credit: float = 1.0,
+    ) -> _CoveragePlan:
         compounds = []
         for t in terms:
             parts = tuple(p for p in terms if p != t and p in t)
@@ -126,6 +142,8 @@ class _CoveragePlan:
             tuple(compounds),
             weights,
             sum(weights[t] for t in terms),
+            tuple((mapped or {}).items()),
+            mapped_credit,
         )
 
     def coverage(self, text_tokens: set[str]) -> float:
@@ -139,7 +157,13 @@ class _CoveragePlan:
         for t, parts in self.compounds:
             if all(p in found for p in parts):
                 found.add(t)
-        return sum(self.weights[t] for t in found) / self.total
+        covered = sum(self.weights[t] for t in found)
+        # A term the text lacks, but one of whose lexicon policy terms it has (养鸡 → 产业奖补),
+        # counts at the lexicon's credit: the user's own words weigh more.
+        for t, alternatives in self.mapped:
+            if t not in found and any(all(a in text_tokens for a in alt) for alt in alternatives):
+                covered += self.mapped_credit * self.weights[t]
+        return covered / self.total
 
 
 class HybridSearcher:
@@ -151,6 +175,7 @@ class HybridSearcher:
         embedder: Embedder,
         tokenizer: PolicyTokenizer | None = None,
         params: FusionParams | None = None,
+        lexicon_path: Path | None = None,
     ) -> None:
         self._settings = settings
         self._embedder = embedder
@@ -165,6 +190,12 @@ class HybridSearcher:
         self._lock = threading.Lock()
         # The published version last found damaged (not retried until another is published).
         self._rejected: str | None = None
+        # Everyday words → policy terms, read with each index version and when the file
+        # changes (None: no lexicon).
+        self._lexicon_path = lexicon_path
+        self._lexicon: Lexicon = EMPTY_LEXICON
+        self._lexicon_seen: tuple[float, int] | None = None
+        self._target_tokens: dict[str, tuple[str, ...]] = {}
 
     # -- loading ---------------------------------------------------------------------------
     def load(self) -> None:
@@ -186,6 +217,7 @@ class HybridSearcher:
         A published version that does not verify is not switched to (the newest intact
         version is, if it is not the one loaded); it is logged once, not on every poll.
         """
+        self._reload_lexicon_if_changed()
         current = self._store.current_name()
         loaded = self.loaded_version
         if current is None or current in (loaded, self._rejected):
@@ -237,10 +269,80 @@ class HybridSearcher:
             [m.title + m.region + m.issuer for m in index.documents.values()]
             + [c.text for c in index.chunks]
         )
+        self._read_lexicon()
         with self._lock:
             self._index, self._aliases, self._idf = index, aliases, idf
             self._corpus_text = corpus_text
             self._token_cache = {}
+
+    # -- the everyday-words lexicon -----------------------------------------------------------
+    @property
+    def lexicon(self) -> Lexicon:
+        return self._lexicon
+
+    def _lexicon_stamp(self) -> tuple[float, int] | None:
+        if self._lexicon_path is None:
+            return None
+        try:
+            st = self._lexicon_path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime, st.st_size)
+
+    def _read_lexicon(self) -> None:
+        """(Re)read the lexicon file; a bad file is logged and the previous lexicon kept."""
+        if self._lexicon_path is None:
+            return
+        self._lexicon_seen = self._lexicon_stamp()
+        try:
+            lexicon = load_lexicon(self._lexicon_path)
+        except LexiconError as error:
+            log.warning("everyday-words lexicon not (re)loaded, keeping the previous: %s", error)
+            return
+        if lexicon.entries != self._lexicon.entries:
+            log.info("lexicon %s: %d phrases (%s)", self._lexicon_path, len(lexicon), lexicon.stamp)
+        with self._lock:
+            self._lexicon = lexicon
+            self._target_tokens = {}
+
+    def _reload_lexicon_if_changed(self) -> None:
+        if self._lexicon_path is not None and self._lexicon_stamp() != self._lexicon_seen:
+            self._read_lexicon()
+
+    def _tokens_of_target(self, term: str) -> tuple[str, ...]:
+        cached = self._target_tokens.get(term)
+        if cached is None:
+            cached = tuple(dict.fromkeys(self._tokenizer.tokens(term))) or (term,)
+            self._target_tokens[term] = cached
+        return cached
+
+    def expansion(
+        self, query: str, terms: list[str]
+    ) -> tuple[dict[str, tuple[tuple[str, ...], ...]], list[str]]:
+        """What the lexicon adds to a question: per question term, the policy terms its
+        everyday phrase maps to (each as tokens); and those tokens, for BM25.
+        """
+        matches = expand(self._lexicon, query)
+        if not matches:
+            return {}, []
+        mapped: dict[str, tuple[tuple[str, ...], ...]] = {}
+        for t in terms:
+            targets = [
+                target for m in matches if t in m.phrase or m.phrase in t for target in m.terms
+            ]
+            if targets:
+                mapped[t] = tuple(
+                    dict.fromkeys(self._tokens_of_target(x) for x in dict.fromkeys(targets))
+                )
+        own = set(terms)
+        extra = [
+            tok
+            for m in matches
+            for target in m.terms
+            for tok in self._tokens_of_target(target)
+            if tok not in own
+        ]
+        return mapped, list(dict.fromkeys(extra))
 
     @property
     def loaded_version(self) -> str | None:
@@ -359,10 +461,14 @@ class HybridSearcher:
         dense_of = {int(i): float(s) for s, i in zip(dense_scores[0], dense_ids[0], strict=True)}
 
         terms = self.query_terms(query)
+        mapped, lexicon_terms = self.expansion(query, terms)
         lexical_rank: dict[int, int] = {}
-        if terms:
+        if terms or lexicon_terms:
             expanded = terms + [s for t in terms for s in SYNONYMS.get(t, ()) if s not in terms]
-            scores = index.bm25.get_scores(expanded)
+            scores = index.bm25.get_scores(expanded) if expanded else np.zeros(n, dtype=np.float32)
+            lexicon_terms = [t for t in lexicon_terms if t not in expanded]
+            if lexicon_terms:  # the lexicon's policy terms, weighted below the user's words
+                scores = scores + p.lexicon_weight * index.bm25.get_scores(lexicon_terms)
             # Only the top `pool` are needed: partition first, sort just those (a full
             # argsort is the slowest step at 100k chunks).
             top_ids = np.argpartition(-scores, pool - 1)[:pool] if pool < n else np.arange(n)
@@ -396,7 +502,7 @@ class HybridSearcher:
         final: dict[int, float] = {}
         coverage_of: dict[int, float] = {}
         sentence_scores: dict[int, tuple[float, ...]] = {}
-        plan = self._coverage_plan(terms)
+        plan = _CoveragePlan.of(tuple(terms), self.term_weight, mapped, p.lexicon_credit)
         for i in pool_ids:
             sentence_scores[i], coverage_of[i] = self._sentence_scores(i, plan, shape)
             best_sentence = max(sentence_scores[i], default=0.0)

@@ -19,6 +19,13 @@ STOPWORDS = frozenset(
     请问 问 我 我们 你 你们 他 她 它 他们 村里 有人 做 办 用来 是否 不 没有 多久 一次 达到 年 月 日
     因为 所以 时候 怎么办 如果 的话 应该 是不是 能不能 什么样 哪天 该怎么办
     """.split()  # noqa: SIM905 - a word list reads better as text
+) | frozenset(
+    # Everyday filler of a farmer's message (who, when, how it feels): no document uses
+    # these, so as question terms they would only count as "not covered".
+    """家里 家中 屋里 男人 女人 老公 老婆 丈夫 媳妇 一下 下子 一下子 突然 老是 总是 经常
+    一直 现在 眼下 咋 咋办 咋整 啥 俺 咱 咱们 俺们 想 想要 打算 有没有 没 没了 成问题 那个
+    这个 东西 一点 点儿
+    """.split()  # noqa: SIM905
 )
 # Words a farmer and a document use for the same thing. A question term counts as found
 # when the passage has it or its counterpart; BM25 queries get both.
