@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -125,19 +126,37 @@ async def restart_postgres(after: float, log: list[str]) -> None:
     )
 
 
-async def republish(env: dict[str, str], times: int, every: float, log: list[str]) -> None:
-    """(c) Publish a new index version ``times`` times from another process."""
-    for _ in range(times):
+def _correct_a_document(knowledge: Path, n: int) -> None:
+    document = sorted(knowledge.glob("*.txt"))[0]
+    with document.open("a", encoding="utf-8") as fh:
+        fh.write(f"\n（本文件第{n}次更正。）\n")
+
+
+async def republish(
+    env: dict[str, str], knowledge: Path, times: int, every: float, log: list[str]
+) -> None:
+    """(c) Publish a new index version ``times`` times from another process: a document of
+    the (copied) knowledge folder changes, and ``cadrebot index`` embeds just that passage,
+    as when an admin uploads a corrected file."""
+    for n in range(1, times + 1):
         await asyncio.sleep(every)
-        result = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "cadrebot.bot.cli", "index", "--rebuild"],
+        await asyncio.to_thread(_correct_a_document, knowledge, n)
+        started = time.perf_counter()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "cadrebot.bot.cli",
+            "index",
             env=env,
-            capture_output=True,
-            text=True,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
-        last = (result.stdout.strip().splitlines() or [""])[0]
-        log.append(f"{time.strftime('%X')} republish rc={result.returncode} {last[:120]}")
+        out, err = await process.communicate()
+        took = time.perf_counter() - started
+        last = (out.decode().strip().splitlines() or err.decode().strip().splitlines() or [""])[-1]
+        log.append(
+            f"{time.strftime('%X')} republish rc={process.returncode} in {took:.1f}s {last[:100]}"
+        )
 
 
 def failed_turns(database_url: str) -> tuple[int, int]:
@@ -160,9 +179,12 @@ async def run(args: argparse.Namespace, url: str, form_counts: tuple[int, ...]) 
     fake = ReplyClock()
     await fake.start()
     port = free_port()
+    # Republishing edits a document: work on a copy, never on the repository's folder.
+    knowledge = Path(tempfile.mkdtemp(prefix="fault-load-knowledge-"))
+    shutil.copytree(args.knowledge, knowledge, dirs_exist_ok=True)
     env = bot_env(
         data_dir=args.data_dir,
-        knowledge_dir=args.knowledge,
+        knowledge_dir=knowledge,
         database_url=url,
         telegram_bot_token=fake.token,
         telegram_api_url=fake.api_url,
@@ -182,7 +204,7 @@ async def run(args: argparse.Namespace, url: str, form_counts: tuple[int, ...]) 
             load = Load(fake, f"http://127.0.0.1:{port}/telegram", session)
             faults = [
                 asyncio.create_task(kill_workers(process.pid, args.kill_every, events)),
-                asyncio.create_task(republish(env, 2, args.republish_every, events)),
+                asyncio.create_task(republish(env, knowledge, 2, args.republish_every, events)),
             ]
             if args.pg_restart:
                 faults.append(asyncio.create_task(restart_postgres(args.pg_restart_at, events)))
@@ -209,6 +231,7 @@ async def run(args: argparse.Namespace, url: str, form_counts: tuple[int, ...]) 
             "events": events,
         }
     finally:
+        shutil.rmtree(knowledge, ignore_errors=True)
         process.terminate()
         try:
             process.wait(timeout=60)
@@ -226,9 +249,10 @@ async def main_async(args: argparse.Namespace) -> int:
     with private_schema(args.database_url, "cadrebot_fault") as url:
         upgrade(url)
         result = await run(args, url, form_counts)
-    print(json.dumps(result, ensure_ascii=False, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+        # Reported before the schema is dropped: the figures survive a failing clean-up.
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+        if args.json:
+            args.json.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
     return 0 if not (result["lost"] or result["doubled"] or result["pending"]) else 1
 
 

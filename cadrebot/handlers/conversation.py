@@ -530,7 +530,7 @@ class ConversationService:
     def _start(self, call: CommandCall) -> None:
         call.out.say(
             f"您好，{mask_sensitive(call.user.display_name) or '乡亲'}！我是乡村振兴政策助手。\n"
-            "您可以直接提问政策问题，例如：“监测对象识别认定一般不超过多少天？”\n"
+            "您可以直接提问政策问题，例如：“家里有人生病住院，能申请什么帮扶？”\n"
             f"{self._registry.help_text(call.user)}"
         )
 

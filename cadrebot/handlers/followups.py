@@ -4,10 +4,10 @@ previous question of the same conversation. Rule-based and offline; no I/O.
 Two shapes are resolved:
 
 * ``那X呢`` / ``X呢`` / ``X的呢``: the previous question with the part X stands for replaced
-  by X: a year (``2025年呢``), a place (``信丰县呢``, ``省里呢``), a level (``市定的呢``), or the
-  topic noun (``住房安全呢`` after ``…饮水安全由哪个部门负责``: the words they share anchor
-  where X goes); X with nothing in common takes the topic's place.
-* a question without a topic of its own (``钱什么时候发？``, ``要公示几天？``, ``还有什么条件？``):
+  by X: a year (``明年呢``, ``2026年的呢``), a place (``那某县呢``, ``省里呢``), a level
+  (``县级的呢``), or the topic noun (``教育呢`` after ``…医疗保障由哪个部门负责``: the words
+  they share anchor where X goes); X with nothing in common takes the topic's place.
+* a question without a topic of its own (``钱哪天到账？``, ``要等多久？``, ``还有什么条件？``):
   the previous question's topic (place and subject) followed by the new ask.
 
 A message naming its own topic (``光伏收益怎么管？``) is a new question: ``None``.

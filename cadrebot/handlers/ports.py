@@ -434,6 +434,9 @@ class PolicyAnswer:
     citations: list[Citation] = field(default_factory=list)
     latency_ms: float = 0.0
     kb_version: str = ""  # the index version that answered
+    # Not found, but the documents treat the topic: ``answer`` says what they do not give,
+    # then 相关规定：… , and the first citation is where that related passage stands.
+    related: bool = False
 
     @property
     def text(self) -> str:
@@ -453,6 +456,7 @@ class PolicyAnswer:
             "answer": self.answer,
             "citations": [c.to_json() for c in self.citations],
             "latency_ms": round(self.latency_ms, 3),
+            "related": self.related,
         }
 
 

@@ -32,12 +32,21 @@ def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+PARTIAL_HINT = "政策以当地乡村振兴部门解释为准，也可拨打12317咨询。"
+
+
 def render_answer(answer: PolicyAnswer, max_sources: int = 1) -> str:
-    """The chat reply: the fact first, then where it is written, short enough for a phone."""
-    if not answer.found:
+    """The chat reply: the fact first, then where it is written, short enough for a phone.
+
+    A partial answer (not found, but the documents treat the topic) says what the documents
+    do not give, then 相关规定：… with where that passage stands."""
+    if not answer.found and not (answer.related and answer.citations):
         return f"{answer.answer}\n{NOT_FOUND_HINT}"
     lines = [answer.answer, ""]
-    shown = answer.citations[: max(max_sources, answer.answer.count("【"))]
+    if answer.found:
+        shown = answer.citations[: max(max_sources, answer.answer.count("【"))]
+    else:
+        shown = answer.citations[:1]
     for c in shown:
         lines.append(f"出处：{c.label()}")
         place = _scope(c)
@@ -45,6 +54,8 @@ def render_answer(answer: PolicyAnswer, max_sources: int = 1) -> str:
             lines.append(f"适用：{place}")
         if c.responsible:
             lines.append(f"责任单位：{_truncate(c.responsible, 80)}")
+    if not answer.found:
+        lines.append(PARTIAL_HINT)
     return "\n".join(lines).strip()
 
 

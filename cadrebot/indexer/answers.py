@@ -17,10 +17,20 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from cadrebot.handlers.ports import NOT_FOUND_TEXT, Citation, PolicyAnswer
-from cadrebot.indexer.sentences import QuestionShape, question_shape, split_sentences
+from cadrebot.indexer.sentences import (
+    QuestionShape,
+    amount_phrase,
+    has_amount,
+    question_shape,
+    split_sentences,
+    years_covered,
+    years_named,
+)
+from cadrebot.indexer.structured import answer_structured
 from cadrebot.indexer.types import Chunk, ChunkKind, DocumentMeta
 
 MAX_BODY_CHARS = 300
+RELATED_LABEL = "相关规定："
 
 
 class Hit(Protocol):
@@ -99,6 +109,51 @@ def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+# "省里和信丰县…", "全省与浮梁县…": the province named as one side of a comparison. A bare
+# 省 counts only next to a connective (省和…, …与省), so "省、市、县…资金" names no side.
+_PROVINCE_SIDE = re.compile(r"省里|省上|全省|省级|江西省|省(?=[和与跟同及])|(?<=[和与跟同及])省")
+_CONNECTIVE = "[和与跟同及、]"
+# A county, district or city by name (信丰县, 蓉江新区); not 各乡镇, 各县区, 县里.
+_LOCAL_SIDE = re.compile(r"(?![各本全该我县区市乡镇村])\w{2,}(?:新区|县|区|市)")
+PROVINCE = "省级"
+
+
+def comparison_sides(question: str, places: Sequence[str]) -> list[tuple[str, str]]:
+    """The sides a question compares, as (label, the words naming it), in question order:
+    the province (【省级】) and each place. Fewer than two: not a comparison."""
+    sides: list[tuple[int, str, str]] = []
+    province = _PROVINCE_SIDE.search(question)
+    if province:
+        sides.append((province.start(), PROVINCE, province.group(0)))
+    for place in dict.fromkeys(places):
+        at = question.find(place)
+        if at >= 0 and _LOCAL_SIDE.fullmatch(place):
+            sides.append((at, place, place))
+    return [(label, words) for _, label, words in sorted(sides)]
+
+
+def side_query(question: str, side: tuple[str, str], sides: Sequence[tuple[str, str]]) -> str:
+    """The question asked of one side: the other sides' names taken out, so the place bonus
+    of the search prefers this side's documents (the province is asked as 全省)."""
+    query = question
+    for other in sides:
+        if other == side:
+            continue
+        words = re.escape(other[1])
+        query = re.sub(f"{words}{_CONNECTIVE}|{_CONNECTIVE}{words}|{words}", "", query, count=1)
+    if side[0] == PROVINCE:
+        query = query.replace(side[1], "全省", 1)
+    return query
+
+
+def on_side(meta: DocumentMeta, label: str) -> bool:
+    """Whether a document is one of a side's: provincial, or of the named place."""
+    if label == PROVINCE:
+        return meta.level == "省"
+    short = re.sub(r"(新区|县|区|市)$", "", label)
+    return meta.level != "省" and bool(short) and short in (meta.region + meta.title)
+
+
 class AnswerComposer:
     """Turns search hits into a short cited answer. Depends only on the Retriever protocol."""
 
@@ -118,13 +173,23 @@ class AnswerComposer:
         version = self._retriever.version
         if not question:
             return PolicyAnswer(question, False, "请输入要查询的政策问题。", kb_version=version)
+        sides = comparison_sides(question, self._retriever.place_names(question))
+        if len(sides) >= 2:
+            return self._compare(question, sides)
         hits = list(self._retriever.search(question, top_k=self.policy.top_k))
-        if not hits or not self._answers_question(question, hits[0]):
+        # Lists of a section's parts and 责任单位 are read off the structure (indexer/structured).
+        structured = answer_structured(question, self._retriever, hits)
+        if structured is not None:
+            return structured
+        if not hits or not self._treats_topic(hits[0]):
             return PolicyAnswer(question, False, NOT_FOUND_TEXT, kb_version=version)
+        shape = question_shape(question)
+        gap = self._unanswered(question, hits[0], shape)
+        if gap:
+            return self._partial(question, gap, hits, shape)
 
         best = hits[0]
         used: list[Hit] = [best]
-        shape = question_shape(question)
         body = self._extract(best, shape)
         # When a provincial and a local document both answer, show both, labelled; the
         # better answer first, each within half of the length budget.
@@ -141,15 +206,79 @@ class AnswerComposer:
         return PolicyAnswer(question, True, body, citations, kb_version=version)
 
     def _answers_question(self, question: str, best: Hit) -> bool:
+        return self._treats_topic(best) and not self._unanswered(
+            question, best, question_shape(question)
+        )
+
+    def _treats_topic(self, best: Hit) -> bool:
+        """Whether the best passage is about what the question asks (coverage, cosine)."""
         p = self.policy
-        # A place the knowledge base does not cover (北京, 上海市) means the documents cannot
-        # answer, however similar the topic words are.
-        for place in self._retriever.place_names(question):
-            if not self._retriever.known_place(place):
-                return False
         if best.dense >= p.strong_dense:
             return best.best_sentence >= p.min_sentence_coverage_strong
         return best.best_sentence >= p.min_sentence_coverage and best.dense >= p.min_dense
+
+    def _unanswered(self, question: str, best: Hit, shape: QuestionShape) -> str:
+        """Why a passage on the question's topic still does not answer it ("" when it does):
+        a place the knowledge base does not cover (北京, 上海市), a year its documents are not
+        about (2025年 against a 2024 work plan), or an amount it does not give."""
+        for place in self._retriever.place_names(question):
+            if not self._retriever.known_place(place):
+                return f"知识库中没有{place}的政策文件。"
+        meta = best.meta
+        covered = years_covered(meta.date, meta.title)
+        where = best.chunk.text + best.chunk.section_label()
+        for year in years_named(question):
+            if year not in covered and f"{year}年" not in where:
+                about = "、".join(sorted(y for y in covered if len(y) == 4)) or "其他年份"
+                return f"知识库中{level_label(meta)}的文件是{about}年的，没有{year}年的规定。"
+        if shape.wants_amount and not has_amount(best.chunk.text):
+            return f"文件没有规定{amount_phrase(question)}。"
+        return ""
+
+    def _partial(
+        self, question: str, gap: str, hits: list[Hit], shape: QuestionShape
+    ) -> PolicyAnswer:
+        """Not an answer, said plainly, with the passage that treats the topic: the reader
+        sees what the documents do say and where (its citation first)."""
+        best = hits[0]
+        related = self._extract(best, shape, MAX_BODY_CHARS - len(gap) - len(RELATED_LABEL) - 1)
+        body = f"{gap}\n{RELATED_LABEL}{related}"
+        citations = [self._cite(h) for h in hits[:3]]
+        return PolicyAnswer(
+            question,
+            False,
+            body,
+            citations,
+            kb_version=self._retriever.version,
+            related=True,
+        )
+
+    def _compare(self, question: str, sides: Sequence[tuple[str, str]]) -> PolicyAnswer:
+        """Each side of a comparison answered from its own documents, under its label; a side
+        whose documents do not answer says so. Found when at least one side answers."""
+        half = MAX_BODY_CHARS // len(sides) - 8
+        lines: list[str] = []
+        used: list[Hit] = []
+        for side in sides:
+            label = side[0]
+            query = side_query(question, side, sides)
+            hits = [
+                h
+                for h in self._retriever.search(query, top_k=2 * self.policy.top_k)
+                if on_side(h.meta, label)
+            ]
+            if label != PROVINCE and not self._retriever.known_place(label):
+                lines.append(f"【{label}】知识库中没有{label}的政策文件。")
+            elif hits and self._answers_question(query, hits[0]):
+                lines.append(f"【{label}】{self._extract(hits[0], question_shape(query), half)}")
+                used.append(hits[0])
+            else:
+                lines.append(f"【{label}】文件没有相关规定。")
+        version = self._retriever.version
+        if not used:
+            return PolicyAnswer(question, False, NOT_FOUND_TEXT, kb_version=version)
+        body = _truncate("\n".join(lines), MAX_BODY_CHARS)
+        return PolicyAnswer(question, True, body, [self._cite(h) for h in used], kb_version=version)
 
     def _other_level(self, question: str, hits: list[Hit]) -> Hit | None:
         best = hits[0]

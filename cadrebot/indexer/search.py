@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,6 +33,9 @@ from cadrebot.indexer.store import (
 from cadrebot.indexer.tokenizer import SYNONYMS, PolicyTokenizer
 from cadrebot.indexer.types import Chunk, DocumentMeta
 from cadrebot.settings import Settings
+
+if TYPE_CHECKING:
+    from cadrebot.indexer.structured import Structure
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +199,8 @@ class HybridSearcher:
         self._lexicon: Lexicon = EMPTY_LEXICON
         self._lexicon_seen: tuple[float, int] | None = None
         self._target_tokens: dict[str, tuple[str, ...]] = {}
+        # The section tree and parsed 责任单位 of the loaded version (indexer/structured.py).
+        self._structure: tuple[str, Structure] | None = None
 
     # -- loading ---------------------------------------------------------------------------
     def load(self) -> None:
@@ -360,6 +365,17 @@ class HybridSearcher:
     @property
     def version(self) -> str:
         return self.index.name
+
+    def structure(self) -> Structure:
+        """The loaded version's section tree and parsed 责任单位, built once per version."""
+        from cadrebot.indexer.structured import build_structure  # it imports this module
+
+        index = self.index
+        cached = self._structure
+        if cached is None or cached[0] != index.name:
+            cached = (index.name, build_structure(index.chunks, index.documents))
+            self._structure = cached
+        return cached[1]
 
     def _compute_idf(self, index: IndexVersion) -> dict[str, float]:
         vocab: dict[str, int] = index.bm25.vocab_dict or {}

@@ -45,7 +45,7 @@ def private_schema(base: str, prefix: str) -> Iterator[str]:
     """
     base_url = normalize_database_url(base)
     schema = f"{prefix}_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(base_url)
+    admin = create_engine(base_url, pool_pre_ping=True)  # may outlive a server restart
     try:
         with admin.begin() as connection:
             connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
