@@ -5,7 +5,8 @@ Every line goes to :class:`~cadrebot.handlers.conversation.ConversationService` 
 commands as every channel), so what is filed here lands in the same case database. The
 console only renders the turn's structured output the way a terminal can: numbered options
 instead of buttons, ``+序号`` for the toggle buttons of a multi-choice question, actions as
-commands to type, files saved to a folder, background work run to its end; and /quit.
+commands to type, the questions suggested after an answer numbered (a bare number right
+after it asks one), files saved to a folder, background work run to its end; and /quit.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Protocol
 from cadrebot.handlers.forms.engine import CANCEL_LABEL, SUBMIT_LABEL
 from cadrebot.handlers.forms.fields import DONE_WORD, SKIP_WORD, TOGGLE_PREFIX
 from cadrebot.handlers.forms.validators import normalize
-from cadrebot.handlers.ports import ActionKind, Option, Reply
+from cadrebot.handlers.ports import Action, ActionKind, Option, Reply
 from cadrebot.handlers.turns import Inbound, TurnResult
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,8 @@ QUIT_COMMANDS = frozenset({"/quit", "/exit"})
 CONSOLE_HELP = "/quit 退出（填写到一半的申报会保留，下次继续）"
 TOGGLE_HINT = "也可以回复“+序号”逐项勾选或取消（如 +1），选好后回复“完成”。"
 GOODBYE = "再见！"
+SUGGESTIONS_LEAD = "接着可以问（回复序号）："
+ASK = "/ask "
 FAILED = "抱歉，这条消息没有处理成功，请换个说法再发一次。"
 # Rating buttons need a tap; "/more" is in the help. Both would only clutter a terminal.
 _QUIET_ACTIONS = frozenset({ActionKind.FEEDBACK, ActionKind.SOURCES})
@@ -70,10 +73,22 @@ def render_reply(reply: Reply) -> str:
     ]
     if words:
         lines.append("也可以回复：" + " / ".join(words))
+    asks = _suggested(reply)
     lines += [
-        f"· {a.label}：发送 {a.command}" for a in reply.actions if a.kind not in _QUIET_ACTIONS
+        f"· {a.label}：发送 {a.command}"
+        for a in reply.actions
+        if a.kind not in _QUIET_ACTIONS and a not in asks
     ]
+    if asks:
+        lines.append(SUGGESTIONS_LEAD + "  ".join(f"{n}. {a.label}" for n, a in enumerate(asks, 1)))
     return "\n".join(lines)
+
+
+def _suggested(reply: Reply) -> list[Action]:
+    """The next questions suggested under an answer (追问): its ``/ask`` navigation actions."""
+    if not reply.is_answer:
+        return []
+    return [a for a in reply.actions if a.kind == ActionKind.NAVIGATE and a.command.startswith(ASK)]
 
 
 def render_replies(replies: Sequence[Reply]) -> str:
@@ -103,6 +118,8 @@ def translate_input(line: str, shown: Sequence[Reply]) -> str:
     """What to send for ``line``: ``+N`` toggles choice N of the multi-choice question just
     shown (the payload its button would send); anything else goes as typed."""
     word = normalize(line)
+    if word.isdigit():
+        return _suggestion_chosen(int(word), shown) or line
     if not word.startswith("+") or not word[1:].isdigit():
         return line
     for reply in reversed(shown):
@@ -113,6 +130,15 @@ def translate_input(line: str, shown: Sequence[Reply]) -> str:
                 return choices[index - 1].payload
             return line  # out of range: the engine says which numbers exist
     return line
+
+
+def _suggestion_chosen(number: int, shown: Sequence[Reply]) -> str | None:
+    """The ``/ask`` command of suggested question ``number`` under the answer just shown;
+    None when the last turn asked something (a form's question: the number answers it)."""
+    if any(r.options or r.expects_reply for r in shown):
+        return None
+    asks = [a for r in shown for a in _suggested(r)]
+    return asks[number - 1].command if 1 <= number <= len(asks) else None
 
 
 # --------------------------------------------------------------------------- the loop

@@ -55,6 +55,7 @@ class TurnOutput:
     found: bool | None = None
     chunk_ids: tuple[str, ...] = ()
     kb_version: str | None = None
+    suggestions: tuple[str, ...] = ()  # the answer's next questions (追问)
     filed: str | None = None  # the case type, when this turn filed a case
 
     def say(self, *replies: Reply | str) -> None:

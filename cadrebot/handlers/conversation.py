@@ -64,7 +64,12 @@ from cadrebot.handlers.ports import (
     Reply,
     User,
 )
-from cadrebot.handlers.qa import QUESTION_KINDS, PolicyQa, answer_actions
+from cadrebot.handlers.qa import (
+    QUESTION_KINDS,
+    PolicyQa,
+    answer_actions,
+    suggestion_actions,
+)
 from cadrebot.handlers.turns import Inbound, Notice, TurnReceipt, TurnResult
 from cadrebot.settings import Settings
 
@@ -282,7 +287,12 @@ class ConversationService:
         if out.filed is not None and self._on_case_filed is not None:
             self._on_case_filed(out.filed)
         replies = [
-            dataclasses.replace(r, actions=r.actions + answer_actions(exchange_id))
+            dataclasses.replace(
+                r,
+                actions=r.actions
+                + answer_actions(exchange_id)
+                + suggestion_actions(out.suggestions),
+            )
             if r.is_answer
             else r
             for r in out.replies
@@ -295,6 +305,7 @@ class ConversationService:
             tasks=tuple(out.tasks),
             toast=out.toast,
             origin_actions=out.origin_actions,
+            suggestions=tuple(a.label for a in suggestion_actions(out.suggestions)),
         )
 
     def daily_digests(self, channel: str) -> list[Digest]:
@@ -523,6 +534,9 @@ class ConversationService:
         out.kb_version = answer.kb_version or None
         text = f"{understood_line(understood)}\n{answer.text}" if understood else answer.text
         actions = self._offers.actions(question) if offer else ()
+        # Next questions outside a form only: in a form the next message answers the form.
+        if offer and answer.found:
+            out.suggestions = tuple(answer.suggestions)
         out.say(Reply(text, actions=actions, is_answer=True))
 
     # ------------------------------------------------------------------ start and help

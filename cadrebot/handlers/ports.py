@@ -423,6 +423,11 @@ class Citation:
         return f"{title} › {self.section}" if self.section else title
 
 
+MAX_SUGGESTION_CHARS = 16
+"""The longest suggested question: it travels as a button's command (Telegram gives a button
+64 bytes of data, ``c:/ask `` and 3 bytes a Chinese character)."""
+
+
 @dataclass
 class PolicyAnswer:
     """What the Q&A module returns: the answer body, whether the knowledge base had an
@@ -437,6 +442,10 @@ class PolicyAnswer:
     # Not found, but the documents treat the topic: ``answer`` says what they do not give,
     # then 相关规定：… , and the first citation is where that related passage stands.
     related: bool = False
+    # Questions the reader may ask next (found answers only; each at most
+    # MAX_SUGGESTION_CHARS long, so it fits a button): the neighbouring items of the cited
+    # passage's section.
+    suggestions: list[str] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -457,6 +466,7 @@ class PolicyAnswer:
             "citations": [c.to_json() for c in self.citations],
             "latency_ms": round(self.latency_ms, 3),
             "related": self.related,
+            "suggestions": list(self.suggestions),
         }
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from cadrebot.handlers.commands import Command, CommandCall
 from cadrebot.handlers.followups import understood_in
-from cadrebot.handlers.ports import NOT_FOUND_TEXT as NOT_FOUND_TEXT
 from cadrebot.handlers.ports import (
+    MAX_SUGGESTION_CHARS,
     Action,
     ActionKind,
     Citation,
@@ -21,6 +21,7 @@ from cadrebot.handlers.ports import (
     PolicyAnswer,
     PolicyAnswerer,
 )
+from cadrebot.handlers.ports import NOT_FOUND_TEXT as NOT_FOUND_TEXT
 
 NOT_FOUND_HINT = (
     "可以换个说法再问，或写明具体事项和地区（如“信丰县产业奖补”）；"
@@ -93,6 +94,7 @@ THANKS = "感谢您的反馈！"
 CANNOT_RATE = "这条回答已无法评价。"
 _RATINGS = {"up": Feedback.UP, "down": Feedback.DOWN}
 _MAX_ID = 2**63 - 1  # what a database integer holds; a forged larger one names nothing
+_MAX_COMMAND_BYTES = 60  # what a button carries (Telegram: 64 bytes with its "c:" prefix)
 
 
 def _exchange_id(text: str) -> int | None:
@@ -110,6 +112,17 @@ def answer_actions(exchange_id: int) -> tuple[Action, ...]:
         Action("👍 有帮助", f"/rate {exchange_id} up", ActionKind.FEEDBACK),
         Action("👎 没帮助", f"/rate {exchange_id} down", ActionKind.FEEDBACK),
         _more_action(exchange_id),
+    )
+
+
+def suggestion_actions(suggestions: tuple[str, ...]) -> tuple[Action, ...]:
+    """A button for each suggested next question (追问): ``/ask <question>``. A question too
+    long for a button's data is left out."""
+    return tuple(
+        Action(question, f"/ask {question}", ActionKind.NAVIGATE)
+        for question in suggestions
+        if len(question) <= MAX_SUGGESTION_CHARS
+        and len(f"/ask {question}".encode()) <= _MAX_COMMAND_BYTES
     )
 
 

@@ -26,7 +26,8 @@ from cadrebot.indexer.sentences import (
     years_covered,
     years_named,
 )
-from cadrebot.indexer.structured import answer_structured
+from cadrebot.indexer.structured import Structure, answer_structured
+from cadrebot.indexer.suggestions import suggest
 from cadrebot.indexer.types import Chunk, ChunkKind, DocumentMeta
 
 MAX_BODY_CHARS = 300
@@ -164,19 +165,23 @@ class AnswerComposer:
     def answer(self, question: str) -> PolicyAnswer:
         started = time.perf_counter()
         question = question.strip()
-        result = self._compose(question)
+        searched: list[Chunk] = []  # the chunks the answer may cite, for the suggestions
+        result = self._compose(question, searched)
+        if result.found:
+            result.suggestions = self._suggestions(question, result, searched)
         result.latency_ms = (time.perf_counter() - started) * 1000
         return result
 
     # ---------------------------------------------------------------------------------------
-    def _compose(self, question: str) -> PolicyAnswer:
+    def _compose(self, question: str, searched: list[Chunk]) -> PolicyAnswer:
         version = self._retriever.version
         if not question:
             return PolicyAnswer(question, False, "请输入要查询的政策问题。", kb_version=version)
         sides = comparison_sides(question, self._retriever.place_names(question))
         if len(sides) >= 2:
-            return self._compare(question, sides)
+            return self._compare(question, sides, searched)
         hits = list(self._retriever.search(question, top_k=self.policy.top_k))
+        searched += [h.chunk for h in hits]
         # Lists of a section's parts and 责任单位 are read off the structure (indexer/structured).
         structured = answer_structured(question, self._retriever, hits)
         if structured is not None:
@@ -204,6 +209,21 @@ class AnswerComposer:
         citations = [self._cite(h) for h in used]
         citations += [self._cite(h) for h in hits if h not in used][:2]
         return PolicyAnswer(question, True, body, citations, kb_version=version)
+
+    def _suggestions(
+        self, question: str, answer: PolicyAnswer, candidates: Sequence[Chunk]
+    ) -> list[str]:
+        """Next questions about the neighbours of the first cited passage (追问)."""
+        structure_of = getattr(self._retriever, "structure", None)
+        if structure_of is None or not answer.citations:
+            return []
+        structure: Structure = structure_of()
+        cited_id = answer.citations[0].chunk_id
+        cited = next((c for c in candidates if c.chunk_id == cited_id), None)
+        if cited is None:  # a structured answer cites a section's or a duty's chunk
+            known = [s.first for s in structure.sections] + [d.chunk for d in structure.duties]
+            cited = next((c for c in known if c.chunk_id == cited_id), None)
+        return suggest(question, structure, cited) if cited is not None else []
 
     def _answers_question(self, question: str, best: Hit) -> bool:
         return self._treats_topic(best) and not self._unanswered(
@@ -253,7 +273,9 @@ class AnswerComposer:
             related=True,
         )
 
-    def _compare(self, question: str, sides: Sequence[tuple[str, str]]) -> PolicyAnswer:
+    def _compare(
+        self, question: str, sides: Sequence[tuple[str, str]], searched: list[Chunk]
+    ) -> PolicyAnswer:
         """Each side of a comparison answered from its own documents, under its label; a side
         whose documents do not answer says so. Found when at least one side answers."""
         half = MAX_BODY_CHARS // len(sides) - 8
@@ -272,6 +294,7 @@ class AnswerComposer:
             elif hits and self._answers_question(query, hits[0]):
                 lines.append(f"【{label}】{self._extract(hits[0], question_shape(query), half)}")
                 used.append(hits[0])
+                searched.append(hits[0].chunk)
             else:
                 lines.append(f"【{label}】文件没有相关规定。")
         version = self._retriever.version

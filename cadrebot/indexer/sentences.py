@@ -20,7 +20,7 @@ _DAY = re.compile(r"\d{1,2}\s*月\s*\d{1,2}\s*[日号]")
 # "多久开展一次" asks how often: only a frequency (每季度, 每月1次) answers it, not a date.
 _ASKS_FREQUENCY = re.compile(r"多久.*一次|频次|频率|几次|多长时间.*一次|每隔多久")
 _FREQUENCY = re.compile(r"每[年季月周日天旬]|每半年|每学期|每季度|\d+\s*次|一次")
-# "每户补助多少钱" asks for an amount of money: only a sum (2000元, 30万元) answers it.
+# "每户补助多少钱" asks for an amount of money: only a sum (2000元, 50万元) answers it.
 _ASKS_AMOUNT = re.compile(
     r"多少钱|多少元|多少万|金额|(?:补助|补贴|奖补|奖励|资助|救助)(?:标准)?(?:是|有|能)?多少"
 )
@@ -82,7 +82,7 @@ def question_shape(question: str) -> QuestionShape:
 
 
 def has_amount(text: str) -> bool:
-    """Whether a passage states a sum of money (2000元, 30万元)."""
+    """Whether a passage states a sum of money (2000元, 50万元)."""
     return bool(_AMOUNT.search(text))
 
 

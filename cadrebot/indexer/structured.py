@@ -7,7 +7,9 @@ Two kinds of question are answered better by structure than by the best sentence
   ("甲一批、乙一批、…"), shown one a line and cited to the section;
 * duties ("X由哪个部门负责", "某局负责哪些工作"): the answer is the 责任单位 of an
   item or task-table row, parsed into unit names (lead unit first), or the items whose units
-  include the unit asked about, in the place asked about.
+  include the unit asked about, in the place asked about;
+* time requirements ("7月底前要完成哪些工作", "每季度要做什么"): the deadlines and frequencies
+  of every item and task-table row, parsed into a comparable form, filtered by the time asked.
 
 Everything here is a pure function of the loaded chunks and the question;
 :func:`build_structure` runs once per index version (the searcher caches it) and
@@ -63,6 +65,7 @@ class Structure:
     sections: list[Section] = field(default_factory=list)
     duties: list[Duty] = field(default_factory=list)
     aliases: dict[str, set[str]] = field(default_factory=dict)
+    timed: list[Timed] = field(default_factory=list)
 
 
 def build_structure(chunks: Sequence[Chunk], documents: Mapping[str, DocumentMeta]) -> Structure:
@@ -70,6 +73,7 @@ def build_structure(chunks: Sequence[Chunk], documents: Mapping[str, DocumentMet
     children: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     first: dict[tuple[str, tuple[str, ...]], Chunk] = {}
     duties: list[Duty] = []
+    timed: list[Timed] = []
     for chunk in chunks:
         if chunk.extra.get("suspect"):
             continue
@@ -81,17 +85,18 @@ def build_structure(chunks: Sequence[Chunk], documents: Mapping[str, DocumentMet
             names = children.setdefault(key, [])
             if path[depth] not in names:
                 names.append(path[depth])
-        if chunk.responsible:
-            units, others = parse_units(chunk.responsible)
-            if units or others:
-                duties.append(Duty(chunk, _duty_title(chunk), tuple(units), tuple(others)))
+        units, others = parse_units(chunk.responsible) if chunk.responsible else ([], [])
+        if units or others:
+            duties.append(Duty(chunk, _duty_title(chunk), tuple(units), tuple(others)))
+        if _TIME_WORDS.search(chunk.text):
+            timed += time_requirements(chunk, units[0] if units else "")
     sections = [
         Section(doc_id, path, tuple(names), first[(doc_id, path)])
         for (doc_id, path), names in children.items()
         if path and len(names) >= 2
     ]
     aliases = {doc_id: scope_aliases(meta) for doc_id, meta in documents.items()}
-    return Structure(documents, sections, duties, aliases)
+    return Structure(documents, sections, duties, aliases, timed)
 
 
 def _duty_title(chunk: Chunk) -> str:
@@ -333,6 +338,9 @@ def compose_structured(
             return found
     if who_intent(question):
         return _who(question, structure, docs, hits)
+    timed = _timed_list(question, structure, docs)
+    if timed is not None:
+        return timed
     if list_intent(question):
         return _section_list(question, structure, docs) or _inline_list(question, docs, hits)
     return None
@@ -379,8 +387,8 @@ def _clip(text: str, limit: int = MAX_LINE_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _lines(entries: Sequence[str]) -> str:
-    shown = [_clip(e) for e in entries[:MAX_LIST_LINES]]
+def _lines(entries: Sequence[str], limit: int = MAX_LINE_CHARS) -> str:
+    shown = [_clip(e, limit) for e in entries[:MAX_LIST_LINES]]
     more = len(entries) - len(shown)
     if more > 0:
         shown.append(f"……另有{more}项，详见原文。")
@@ -605,6 +613,309 @@ def _task_text(duty: Duty) -> str:
         body = body[len(title) :].lstrip("。；，：")
     body = re.sub(r"[（(〔【]\s*责任单位.*$", "", body, flags=re.S).strip()
     return f"{title}：{body}" if body else title
+
+
+# Time requirements: deadlines and frequencies ---------------------------------------------------
+
+MONTH_END = 31  # a month's end, so that "9月30日前" falls before "9月底前"
+YEAR_END = 12 * 100 + MONTH_END
+_QUARTERS = {"一": 1, "二": 2, "三": 3, "四": 4, "1": 1, "2": 2, "3": 3, "4": 4}
+_TEN_DAYS = {"上旬": 10, "中旬": 20, "下旬": MONTH_END}
+_COUNTS = {"一": 1, "两": 2, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6}
+_PER_YEAR = {"周": 52, "月": 12, "季度": 4, "半年": 2, "年": 1}
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """A deadline as written (``label``) and as a comparable month-day key (``6月底`` → 631)."""
+
+    key: int
+    label: str
+    year_round: bool = False  # 全年: the whole year, due by its end
+    written: str = field(default="", compare=False)  # the text stating it ("3月、8月底前")
+
+    @property
+    def month(self) -> int:
+        return self.key // 100
+
+
+@dataclass(frozen=True)
+class Frequency:
+    """How often something is done: ``count`` times (at least) per ``unit``."""
+
+    unit: str  # 周 / 月 / 季度 / 半年 / 年
+    count: int
+    label: str
+
+    @property
+    def per_year(self) -> int:
+        return self.count * _PER_YEAR[self.unit]
+
+
+@dataclass(frozen=True)
+class Timed:
+    """One time requirement of an item or task-table row, with the clause that states it."""
+
+    chunk: Chunk
+    title: str
+    clause: str
+    lead: str  # the lead 责任单位, "" when none is named
+    deadline: Deadline | None = None
+    frequency: Frequency | None = None
+
+
+_MONTHS_END = re.compile(
+    r"((?:\d{1,2}\s*月\s*[、和及]\s*)*)(\d{1,2})\s*月\s*(?:(\d{1,2})\s*日|(底|末)|(上旬|中旬|下旬))"
+    r"\s*(前)?"
+)
+_YEAR_END = re.compile(r"年底前|年末前|年内|年底")
+_QUARTER = re.compile(r"(?<![每按])(?:第)?([一二三四1-4])\s*季度(?:末|底)?(前)?")
+_HALF = re.compile(r"(?<![每各])([上下])半年")
+_TIME_WORDS = re.compile(r"月|季|半年|年[底末内]|全年")
+_FREQUENCY = re.compile(r"(?:每|按)\s*(周|月|季度|季|半年|年)")
+_TIMES = re.compile(r"(\d+|[一两二三四五六])\s*次")
+
+
+def parse_deadlines(text: str, *, column: bool = False) -> list[Deadline]:
+    """The deadlines a text states, in order. In running text a month needs 前 ("7月底前开工",
+    "9月30日前"); a 完成时限 cell (``column``) may omit it ("7月底、10月底") and may say 全年."""
+    found: list[tuple[int, Deadline]] = []
+    for match in _MONTHS_END.finditer(text):
+        if not (match.group(6) or column):
+            continue
+        day = MONTH_END
+        if match.group(3):
+            day = int(match.group(3))
+        elif match.group(5):
+            day = _TEN_DAYS[match.group(5)]
+        label = re.sub(r"\s+", "", match.group(0))
+        months = [int(m) for m in re.findall(r"\d{1,2}", match.group(1))]
+        last = int(match.group(2))
+        tail = re.sub(r"\s+", "", match.group(0)[len(match.group(1)) :])  # "8月底前"
+        for month in [*months, last]:
+            if 1 <= month <= 12 and 1 <= day <= MONTH_END:
+                # "3月、8月底前": each month with its own label
+                own = re.sub(rf"^{last}", str(month), tail)
+                deadline = Deadline(month * 100 + day, own, written=label)
+                found.append((match.start(), deadline))
+    for match in _QUARTER.finditer(text):
+        quarter = _QUARTERS[match.group(1)]
+        found.append((match.start(), Deadline(quarter * 300 + MONTH_END, match.group(0))))
+    for match in _HALF.finditer(text):
+        if column or text[match.end() : match.end() + 1] == "前":
+            key = 600 + MONTH_END if match.group(1) == "上" else YEAR_END
+            found.append((match.start(), Deadline(key, match.group(0))))
+    for match in _YEAR_END.finditer(text):
+        if column or match.group(0) != "年底":
+            found.append((match.start(), Deadline(YEAR_END, match.group(0))))
+    if column and "全年" in text:
+        found.append((text.index("全年"), Deadline(YEAR_END, "全年", year_round=True)))
+    found.sort(key=lambda f: f[0])
+    return list(dict.fromkeys(d for _, d in found))
+
+
+def parse_frequencies(text: str) -> list[Frequency]:
+    """The frequencies a text states: 每季度 → (季度, 1); 每月至少开展1次 → (月, 1);
+    每年至少进行2次 → (年, 2). 每年 needs a count (每年投入若干万元 is an amount, not a
+    frequency); the other units stand alone (每季度开展排查)."""
+    found: list[Frequency] = []
+    for clause in _clauses(text):
+        for match in _FREQUENCY.finditer(clause):
+            unit = "季度" if match.group(1) == "季" else match.group(1)
+            rest = clause[match.end() : match.end() + 24]
+            nxt = _FREQUENCY.search(rest)
+            rest = rest[: nxt.start()] if nxt else rest
+            times = _TIMES.search(rest)
+            if unit == "年" and not times and not rest.startswith("一"):
+                continue
+            count = 1
+            if times:
+                token = times.group(1)
+                count = int(token) if token.isdigit() else _COUNTS.get(token, 1)
+            label = match.group(0) + (rest[: times.end()] if times else "")
+            frequency = Frequency(unit, max(1, count), re.sub(r"\s+", "", label))
+            if frequency not in found:
+                found.append(frequency)
+    return found
+
+
+def _clauses(text: str) -> list[str]:
+    return [c.strip() for c in re.split(r"[，,；;。！!？?\n]", text) if c.strip()]
+
+
+_CELL_NAME = re.compile(r"(?:^|(?<=[；。]))([^；。：，、]{1,8})：")
+
+
+def _row_cells(chunk: Chunk) -> dict[str, str]:
+    """A rendered row's cells by column ("序号：5；工作事项：…；任务要求：….完成时限：全年；…":
+    a cell ending in 。 is not followed by ；)."""
+    names = list(_CELL_NAME.finditer(chunk.text))
+    cells: dict[str, str] = {}
+    for index, match in enumerate(names):
+        end = names[index + 1].start() if index + 1 < len(names) else len(chunk.text)
+        cells.setdefault(match.group(1), chunk.text[match.end() : end].rstrip("；"))
+    return cells
+
+
+def time_requirements(chunk: Chunk, lead: str = "") -> list[Timed]:
+    """The deadlines and frequencies of an item or task-table row, each with its clause;
+    ``lead`` is the item's lead 责任单位."""
+    if chunk.kind not in (ChunkKind.ITEM, ChunkKind.TABLE_ROW):
+        return []
+    title = _strip_marker(_duty_title(chunk)).strip()
+    found: list[Timed] = []
+    if chunk.kind == ChunkKind.TABLE_ROW:
+        cells = _row_cells(chunk)
+        limit = next((v for k, v in cells.items() if "时限" in k or "时间" in k), "")
+        task = next((v for k, v in cells.items() if re.search(r"任务要求|工作内容|内容", k)), "")
+        text = task
+        first = (_clauses(task) or [title])[0]
+        for deadline in parse_deadlines(limit, column=True):
+            clause = _clause_with(task, deadline.written or deadline.label) or first
+            found.append(Timed(chunk, title, clause, lead, deadline=deadline))
+        frequencies = parse_frequencies(task)
+        in_task = {f.unit for f in frequencies}
+        frequencies += [f for f in parse_frequencies(limit) if f.unit not in in_task]
+    else:
+        text = re.sub(r"[（(〔【]\s*责任单位.*$", "", chunk.text, flags=re.S)
+        first = title
+        for deadline in parse_deadlines(text):
+            clause = _clause_with(text, deadline.written or deadline.label) or title
+            found.append(Timed(chunk, title, clause, lead, deadline=deadline))
+        frequencies = parse_frequencies(text)
+    for frequency in frequencies:
+        clause = _clause_with(text, frequency.label) or first
+        found.append(Timed(chunk, title, clause, lead, frequency=frequency))
+    return found
+
+
+def _clause_with(text: str, label: str) -> str:
+    """The clause of ``text`` stating ``label``; one that starts with it ("6月底前达到50%")
+    takes the clause before it for its subject."""
+    clauses = _clauses(text)
+    squeezed = [re.sub(r"\s+", "", c) for c in clauses]
+    for index, clause in enumerate(squeezed):
+        if label in clause:
+            if clause.startswith(label) and index > 0 and len(clause) < 16:
+                return f"{squeezed[index - 1]}，{clause}"
+            return clause
+    return ""
+
+
+_DEADLINE_ASKED = re.compile(
+    r"(\d{1,2})\s*月\s*(?:(\d{1,2})\s*日|底|末|份)?|年底|年末|年内|([一二三四1-4])\s*季度|([上下])半年"
+)
+_TIMED_LIST = re.compile(
+    r"哪些|哪几|什么(工作|任务|事)|要(做|干|完成|抓|办)(什么|啥)|有什么|有啥|清单|列举"
+)
+_NOT_A_LIST = re.compile(r"什么时[候间]|何时|哪天|几月|多久|多长时间|多少|几次|哪个月")
+_FREQUENCY_NOISE = re.compile(
+    r"[？?！!。，,、\s]|哪些|哪几项|哪几|什么|工作|任务|事情|事项|要|需要|必须|做|干|完成|开展|"
+    r"组织|进行|落实|有|都|的|了|呢|吗|请问|一下|至少|一次|1次|定期|具体|主要|事|啥|清单|列举"
+)
+
+
+def asked_deadline(question: str) -> int | None:
+    """The comparable key of the time a list-shaped deadline question asks about
+    ("7月底前要完成哪些工作" → 731), or None when the question is not of that shape."""
+    if not _TIMED_LIST.search(question) or _NOT_A_LIST.search(question):
+        return None
+    if _FREQUENCY.search(question):
+        return None
+    match = _DEADLINE_ASKED.search(question)
+    if not match:
+        return None
+    if match.group(1):
+        month = int(match.group(1))
+        day = int(match.group(2)) if match.group(2) else MONTH_END
+        return month * 100 + day if 1 <= month <= 12 else None
+    if match.group(3):
+        return _QUARTERS[match.group(3)] * 300 + MONTH_END
+    if match.group(4):
+        return 600 + MONTH_END if match.group(4) == "上" else YEAR_END
+    return YEAR_END
+
+
+def asked_frequency(question: str) -> str | None:
+    """The unit of a list-shaped frequency question ("每季度要做什么" → 季度), or None."""
+    if not _TIMED_LIST.search(question) and not re.search(r"要做|要干", question):
+        return None
+    if _NOT_A_LIST.search(question):
+        return None
+    match = _FREQUENCY.search(question)
+    if not match:
+        return None
+    return "季度" if match.group(1) == "季" else match.group(1)
+
+
+def _timed_list(
+    question: str, structure: Structure, docs: Sequence[str]
+) -> tuple[str, list[tuple[Chunk, str]]] | None:
+    deadline = asked_deadline(question)
+    unit = asked_frequency(question) if deadline is None else None
+    if deadline is None and unit is None:
+        return None
+    for doc_id in docs:
+        timed = [t for t in structure.timed if t.chunk.doc_id == doc_id]
+        if deadline is not None:
+            due = [t for t in timed if t.deadline is not None and t.deadline.key <= deadline]
+            due.sort(key=lambda t: (t.deadline.year_round, t.deadline.key) if t.deadline else ())
+            entries = _timed_entries(due, deadline=True)
+            head = "截至{}要完成的工作共{}项："
+            when = _when_label(deadline)
+        else:
+            often = [t for t in timed if t.frequency is not None and t.frequency.unit == unit]
+            often = _on_topic(question, structure, docs, often)
+            entries = _timed_entries(often, deadline=False)
+            head = "{}要开展的工作共{}项："
+            when = f"每{unit}"
+        if not entries:
+            continue
+        first = entries[0][1]
+        lines = [line for line, _ in entries]
+        body = f"{head.format(when, len(lines))}\n{_lines(lines, 96)}"
+        section = first.chunk.section[:-1] if first.chunk.kind == ChunkKind.ITEM else ()
+        label = " › ".join(section or first.chunk.section)
+        return body, [(first.chunk, label)]
+    return None
+
+
+def _when_label(key: int) -> str:
+    """截至 what the heading says: 7月底, 9月30日, 年底."""
+    month, day = divmod(key, 100)
+    if key == YEAR_END:
+        return "年底"
+    return f"{month}月底" if day == MONTH_END else f"{month}月{day}日"
+
+
+def _timed_entries(timed: Sequence[Timed], *, deadline: bool) -> list[tuple[str, Timed]]:
+    """One line per clause (a task table often repeats the items' clauses), in order."""
+    entries: list[tuple[str, Timed]] = []
+    seen: list[tuple[object, set[str]]] = []
+    for t in timed:
+        when_key = t.deadline.key if deadline and t.deadline else t.frequency and t.frequency.unit
+        grams = _bigrams(t.clause)
+        if any(k == when_key and len(grams & s) > 0.6 * min(len(grams), len(s)) for k, s in seen):
+            continue
+        seen.append((when_key, grams))
+        when = t.deadline.label if deadline and t.deadline else ""
+        when = when if when or not t.frequency else t.frequency.label
+        parts = [p for p in (when, f"牵头：{t.lead}" if t.lead else "") if p]
+        head = f"{t.title}：" if t.title and not t.clause.startswith(t.title) else ""
+        entries.append((f"{head}{_clip(t.clause, 60)}（{'；'.join(parts)}）", t))
+    return entries
+
+
+def _on_topic(
+    question: str, structure: Structure, docs: Sequence[str], timed: list[Timed]
+) -> list[Timed]:
+    """The entries a frequency question's remaining words are about (all when it names none);
+    none when it names something no entry is about."""
+    text = _FREQUENCY.sub("", _place_free(question, structure, docs))
+    topic = _bigrams(_FREQUENCY_NOISE.sub("", re.sub(r"\d{4}年(度)?", "", text)))
+    if not topic:
+        return timed
+    return [t for t in timed if topic & _bigrams(t.title + t.clause)]
 
 
 def _citation(chunk: Chunk, meta: DocumentMeta, section: str) -> Citation:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
-from cadrebot.bot.console import TOGGLE_HINT, render_reply, translate_input
+from cadrebot.bot.console import SUGGESTIONS_LEAD, TOGGLE_HINT, render_reply, translate_input
 from cadrebot.handlers.forms import FormEngine, default_registry
 from cadrebot.handlers.forms.fields import FieldKind, FieldSpec
-from cadrebot.handlers.ports import ConversationKey, Option, Reply
+from cadrebot.handlers.ports import Action, ActionKind, ConversationKey, Option, Reply
+from cadrebot.handlers.qa import answer_actions, suggestion_actions
 
 MULTI = FieldSpec(
     "risks", "风险类型", "主要风险？", FieldKind.MULTI_CHOICE, choices=("因病", "因灾")
@@ -64,3 +65,37 @@ def test_every_prompt_of_both_forms_renders() -> None:
             assert spec.prompt in rendered
             if spec.kind in (FieldKind.CHOICE, FieldKind.MULTI_CHOICE):
                 assert rendered.count(f"1. {spec.choices[0]}") == 1
+
+
+SUGGESTED = ("谁负责巩固住房安全保障？", "巩固饮水安全保障有什么要求？")
+
+
+def _answer_with_suggestions() -> Reply:
+    actions = (
+        Action("立即申报", "/report", ActionKind.START),
+        *answer_actions(7),
+        *suggestion_actions(SUGGESTED),
+    )
+    return Reply("加强住房安全动态监测。", actions=actions, is_answer=True)
+
+
+def test_suggested_questions_are_numbered_after_the_answer() -> None:
+    text = render_reply(_answer_with_suggestions())
+    assert text.endswith(f"{SUGGESTIONS_LEAD}1. {SUGGESTED[0]}  2. {SUGGESTED[1]}")
+    assert "· 立即申报：发送 /report" in text
+    assert "/ask" not in text and "/rate" not in text
+
+
+def test_a_bare_number_after_an_answer_asks_that_suggestion() -> None:
+    shown = [_answer_with_suggestions()]
+    assert translate_input("2", shown) == f"/ask {SUGGESTED[1]}"
+    assert translate_input(" 1 ", shown) == f"/ask {SUGGESTED[0]}"
+    assert translate_input("3", shown) == "3"  # no third suggestion: sent as typed
+    assert translate_input("1", [Reply("加强住房安全动态监测。", is_answer=True)]) == "1"
+
+
+def test_numbers_in_a_form_stay_form_answers() -> None:
+    question = Reply("家庭人口数？")
+    assert translate_input("2", [question]) == "2"
+    choice = Reply("请选择", options=(Option("是", "是"), Option("否", "否")))
+    assert translate_input("1", [_answer_with_suggestions(), choice]) == "1"

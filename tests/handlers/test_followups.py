@@ -4,6 +4,7 @@ the reply says how it was understood, the context comes from the exchange log.""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +18,9 @@ from cadrebot.handlers.followups import (
 )
 from cadrebot.storage import CaseDatabase
 from tests.support.answers import FakeAnswerer
-from tests.support.clock import IDLE, FixedClock, at
+from tests.support.clock import IDLE, SHANGHAI, FixedClock, at
+from tests.support.database import postgres_base_url, private_schema
+from tests.support.settings import make_settings
 
 COUNTIES = ("信丰县", "浮梁县", "蓉江新区")
 
@@ -167,3 +170,30 @@ def test_more_sources_of_a_followup(database: CaseDatabase, clock: FixedClock) -
     core.handle("console", "u1", "老乡", "那浮梁县呢？")
     core.handle("console", "u1", "老乡", "/more")
     assert answerer.questions[-1] == "浮梁县危房改造什么时候开工"
+
+
+@pytest.mark.postgres
+def test_a_followup_survives_a_restart_on_postgresql(tmp_path: Path, clock: FixedClock) -> None:
+    """Production shape: the context is in PostgreSQL, read by whichever process (or restarted
+    one) gets the next message."""
+    with private_schema(postgres_base_url(), "cadrebot_followup") as url:
+        settings = make_settings(tmp_path, database_url=url)
+        answerer = FakeAnswerer()
+        first = CaseDatabase(settings, tz=SHANGHAI)
+        first.open()
+        try:
+            service(first, answerer, clock).handle(
+                "telegram", "42", "老乡", "信丰县危房改造什么时候开工？"
+            )
+        finally:
+            first.close()  # the process is gone
+        second = CaseDatabase(settings, tz=SHANGHAI)
+        second.open()
+        try:
+            replies = service(second, answerer, clock).handle(
+                "telegram", "42", "老乡", "那浮梁县呢？"
+            )
+        finally:
+            second.close()
+    assert answerer.questions[-1] == "浮梁县危房改造什么时候开工"
+    assert replies[0].text.startswith("（按“浮梁县危房改造什么时候开工”理解）")

@@ -125,6 +125,54 @@ def test_more_sources_without_a_number_means_the_last_answer(database: CaseDatab
     assert turn(service, f"/more {asked.exchange_id}", "other").text.startswith("这条回答的出处")
 
 
+class SuggestingAnswerer:
+    """Answers with the next questions the composer suggests; remembers what was asked."""
+
+    SUGGESTED = ("谁负责巩固住房安全保障？", "巩固饮水安全保障有什么要求？")
+    TOO_LONG = "强化产业联农带农增收效益的具体要求是什么？"  # over a button's 16 characters
+
+    def __init__(self) -> None:
+        self.questions: list[str] = []
+
+    def answer(self, question: str) -> PolicyAnswer:
+        self.questions.append(question)
+        cite = [Citation("文件1", "赣字〔2023〕1号", "第6条", "原文", 1.0)]
+        suggestions = [*self.SUGGESTED, self.TOO_LONG]
+        return PolicyAnswer(question, True, "加强住房安全动态监测。", cite, suggestions=suggestions)
+
+
+def test_an_answer_carries_its_suggested_questions_as_ask_actions(
+    database: CaseDatabase,
+) -> None:
+    answerer = SuggestingAnswerer()
+    service = console_service(database, answerer)
+    result = turn(service, "农房安全怎么保障？")
+    assert result.suggestions == SuggestingAnswerer.SUGGESTED
+    answer = result.answer
+    assert answer is not None
+    asks = [(a.label, a.command) for a in answer.actions if a.kind == ActionKind.NAVIGATE]
+    assert asks == [(q, f"/ask {q}") for q in SuggestingAnswerer.SUGGESTED]
+    # The rating and sources buttons stay first, under the answer.
+    assert [a.kind for a in answer.actions[:3]] == [
+        ActionKind.FEEDBACK,
+        ActionKind.FEEDBACK,
+        ActionKind.SOURCES,
+    ]
+    # Tapping one asks it.
+    tapped = turn(service, asks[0][1], button=True)
+    assert answerer.questions[-1] == SuggestingAnswerer.SUGGESTED[0] and tapped.answer is not None
+
+
+def test_no_suggestions_inside_a_form_or_without_an_answer(database: CaseDatabase) -> None:
+    service = console_service(database, SuggestingAnswerer())
+    turn(service, "/report")
+    in_form = turn(service, "/ask 农房安全怎么保障？")
+    assert in_form.answer is not None and in_form.suggestions == ()
+    assert all(a.kind != ActionKind.NAVIGATE for a in in_form.answer.actions)
+    plain = console_service(database)  # the fake answerer suggests nothing
+    assert turn(plain, "识别认定要多少天？", "other").suggestions == ()
+
+
 # --------------------------------------------------------------------------- case desk
 
 

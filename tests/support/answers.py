@@ -13,6 +13,7 @@ class FakeAnswer:
     found: bool = True
     chunk_ids: tuple[str, ...] = ()
     kb_version: str = "test-kb"
+    suggestions: tuple[str, ...] = ()
 
 
 class FakeAnswerer:

@@ -14,7 +14,10 @@ async def test_question_gets_a_cited_answer_with_feedback_buttons(bot: Harness) 
     answer = await farmer.expect("15天")
     assert "出处" in answer["text"]
     assert "赣党农字〔2023〕2号" in answer["text"]
-    assert button_labels(answer) == ["👍 有帮助", "👎 没帮助", "更多出处"]
+    labels = button_labels(answer)
+    assert labels[:3] == ["👍 有帮助", "👎 没帮助", "更多出处"]
+    suggested = labels[3:]  # next questions (追问) from the cited item's section
+    assert 1 <= len(suggested) <= 3 and all(q.endswith("？") for q in suggested)
 
     farmer.press(answer, "👎 没帮助")
     await bot.server.wait_until(
@@ -30,6 +33,16 @@ async def test_question_gets_a_cited_answer_with_feedback_buttons(bot: Harness) 
     farmer.press(answer, "更多出处")
     more = await farmer.expect("《")
     assert more["message_id"] != answer["message_id"]
+
+
+async def test_a_suggested_question_is_asked_by_its_button(bot: Harness) -> None:
+    farmer = bot.user(1003, "王五")
+    farmer.say("监测对象识别认定一般不超过多少天？")
+    answer = await farmer.expect("15天")
+    suggested = button_labels(answer)[3]
+    farmer.press(answer, suggested)
+    follow = await farmer.expect("出处")
+    assert follow["message_id"] != answer["message_id"]
 
 
 async def test_unanswerable_question_says_so(bot: Harness) -> None:

@@ -9,6 +9,7 @@ from cadrebot.bot.telegram.flood import FloodGuard, Verdict
 from cadrebot.bot.telegram.rendering import split_text
 from cadrebot.handlers.invites import normalize_code
 from cadrebot.handlers.ports import Action, KnowledgeError, Option, Reply
+from cadrebot.handlers.qa import suggestion_actions
 from cadrebot.indexer.folder import catalog_entry, safe_file_name, without_catalog_entry
 
 
@@ -94,6 +95,23 @@ def test_actions_become_command_buttons_and_a_prompt_a_force_reply() -> None:
     assert _buttons(reply) == [("改为：核实中", "c:/setstatus FX-2026-000001 核实中")]
     assert isinstance(kb.reply_markup(Reply("理由？", expects_reply=True)), kb.ForceReply)
     assert kb.reply_markup(Reply("纯文字")) is None
+
+
+def test_suggested_questions_become_ask_buttons_that_fit_the_callback_data() -> None:
+    fits = "巩固饮水安全保障的具体要求是什么"  # 16 characters: the longest suggested
+    too_long = "强化产业联农带农增收效益的具体要求是什么？"
+    actions = suggestion_actions(("谁负责巩固住房安全保障？", fits, too_long))
+    reply = Reply("加强住房安全动态监测。", actions=actions, is_answer=True)
+    buttons = _buttons(reply)
+    assert buttons == [
+        ("谁负责巩固住房安全保障？", "c:/ask 谁负责巩固住房安全保障？"),
+        (fits, f"c:/ask {fits}"),
+    ]
+    assert all(len(data.encode()) <= kb.CALLBACK_DATA_LIMIT for _, data in buttons)
+    assert kb.decode(buttons[0][1]) == kb.ActionCommand("/ask 谁负责巩固住房安全保障？")
+    markup = kb.reply_markup(reply)
+    assert isinstance(markup, kb.InlineKeyboardMarkup)
+    assert [len(row) for row in markup.inline_keyboard] == [1, 1]  # a question a row
 
 
 def test_split_text_respects_the_limit_and_cuts_at_breaks() -> None:
