@@ -47,6 +47,7 @@ from bench.serve_load import (  # noqa: E402
     p,
     run_phase,
     scripts,
+    wait_ready,
 )
 from cadrebot.settings import Settings  # noqa: E402
 from cadrebot.storage import upgrade  # noqa: E402
@@ -72,28 +73,6 @@ def worker_pids(supervisor: int) -> list[int]:
         if b"resource_tracker" not in command:
             workers.append(int(pid))
     return workers
-
-
-def tail(log_path: Path) -> str:
-    return log_path.read_text(errors="replace")[-3000:]
-
-
-async def wait_ready(port: int, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 120
-    ready: set[int] = set()
-    async with aiohttp.ClientSession() as session:
-        while len(ready) < WORKERS:
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(tail(log_path))
-            try:
-                async with session.get(
-                    f"http://127.0.0.1:{port}/healthz", headers={"Connection": "close"}
-                ) as response:
-                    if response.status == 200:
-                        ready.add((await response.json())["worker"]["pid"])
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
 
 
 async def kill_workers(supervisor: int, every: float, log: list[str]) -> None:
@@ -198,7 +177,8 @@ async def run(args: argparse.Namespace, url: str, form_counts: tuple[int, ...]) 
     process = spawn_serve(env, workers=WORKERS, port=port, log_path=log_path)
     events: list[str] = []
     try:
-        await wait_ready(port, process, log_path)
+        async with aiohttp.ClientSession() as probe:
+            await wait_ready(probe, port, WORKERS, process, log_path)
         plan = scripts(args.users, args.form_share, 300_000, form_counts)
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as session:
             load = Load(fake, f"http://127.0.0.1:{port}/telegram", session)

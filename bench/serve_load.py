@@ -293,6 +293,37 @@ async def bench_workers(
         return await _bench_workers_on(url, args, workers, data_dir, form_counts)
 
 
+def log_tail(path: Path) -> str:
+    """The end of a serve log, for an error message."""
+    return path.read_text(errors="replace")[-3000:]
+
+
+async def wait_ready(
+    session: aiohttp.ClientSession,
+    port: int,
+    workers: int,
+    process: subprocess.Popen[bytes],
+    log_path: Path,
+) -> None:
+    """Until every worker of ``cadrebot serve`` answered /healthz (new connections spread
+    over the workers); the serve log's tail if it died or took over two minutes."""
+    deadline = time.monotonic() + 120
+    ready: set[int] = set()
+    while len(ready) < workers:
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError(log_tail(log_path))
+        try:
+            # A new connection each time, so that every worker gets asked.
+            async with session.get(
+                f"http://127.0.0.1:{port}/healthz", headers={"Connection": "close"}
+            ) as response:
+                if response.status == 200:
+                    ready.add((await response.json())["worker"]["pid"])
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+
+
 async def _bench_workers_on(
     url: str,
     args: argparse.Namespace,
@@ -323,21 +354,7 @@ async def _bench_workers_on(
         # max_connections); the kernel spreads them over the workers when they are opened.
         connector = aiohttp.TCPConnector(limit=200)
         async with aiohttp.ClientSession(connector=connector) as session:
-            deadline = time.monotonic() + 120
-            ready: set[int] = set()
-            while len(ready) < workers:  # every worker answered /healthz (new connections spread)
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError(log_path.read_text()[-3000:])
-                try:
-                    # A new connection each time, so that every worker gets asked.
-                    async with session.get(
-                        f"http://127.0.0.1:{port}/healthz", headers={"Connection": "close"}
-                    ) as response:
-                        if response.status == 200:
-                            ready.add((await response.json())["worker"]["pid"])
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
+            await wait_ready(session, port, workers, process, log_path)
             load = Load(fake, f"http://127.0.0.1:{port}/telegram", session)
             # Warm-up: the first queries and connections of every worker.
             await run_phase(load, scripts(20, 0.3, 1, form_counts), 0)

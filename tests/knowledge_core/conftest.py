@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from cadrebot.indexer.structured import Structure, build_structure
+from tests.support.chunks import Corpus, seed_corpus
 from tests.support.knowledge import CountingEmbedder
 from tests.support.paths import REPO_KNOWLEDGE
 from tests.support.settings import make_settings
@@ -41,3 +43,14 @@ def full_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     settings = make_settings(data_dir, REPO_KNOWLEDGE)
     build_knowledge(settings).builder.build()
     return data_dir
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Corpus:
+    """The seed documents' chunks (real chunker, no embedding)."""
+    return seed_corpus()
+
+
+@pytest.fixture(scope="session")
+def structure(corpus: Corpus) -> Structure:
+    return build_structure(*corpus)

@@ -3,31 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-import pytest
-
-from cadrebot.indexer.catalog import load_document, read_catalog
-from cadrebot.indexer.chunking import chunk_document
 from cadrebot.indexer.sentences import split_sentences
 from cadrebot.indexer.structured import (
     Structure,
     answer_structured,
-    build_structure,
     compose_structured,
     enumerations,
     parse_units,
     unit_keys,
 )
 from cadrebot.indexer.types import Chunk, DocumentMeta
-from tests.support.paths import REPO_KNOWLEDGE
-
-FULIANG = "fuliang-2023-seven-actions"
-RONGJIANG = "rongjiang-2023-work-points"
-XINFENG = "xinfeng-2024-work-points"
-PROVINCE_POINTS = "jiangxi-2023-work-points"
-
-Corpus = tuple[list[Chunk], dict[str, DocumentMeta]]
+from tests.support.chunks import FULIANG, PROVINCE_POINTS, RONGJIANG, XINFENG, Corpus
 
 
 @dataclass(frozen=True)
@@ -39,23 +26,6 @@ class FakeHit:
     @property
     def best_sentence(self) -> float:
         return max(self.sentence_scores, default=0.0)
-
-
-@pytest.fixture(scope="module")
-def corpus() -> Corpus:
-    catalog = read_catalog(REPO_KNOWLEDGE / "catalog.toml")
-    chunks: list[Chunk] = []
-    metas: dict[str, DocumentMeta] = {}
-    for path in sorted(Path(REPO_KNOWLEDGE).glob("*.txt")):
-        doc = load_document(path, catalog)
-        metas[doc.meta.doc_id] = doc.meta
-        chunks += chunk_document(doc)
-    return chunks, metas
-
-
-@pytest.fixture(scope="module")
-def structure(corpus: Corpus) -> Structure:
-    return build_structure(*corpus)
 
 
 def hit(corpus: Corpus, doc_id: str, words: str, score: float) -> FakeHit:

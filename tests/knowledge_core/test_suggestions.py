@@ -4,24 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-
-import pytest
 
 from cadrebot.handlers.ports import MAX_SUGGESTION_CHARS
 from cadrebot.indexer.answers import AnswerComposer
-from cadrebot.indexer.catalog import load_document, read_catalog
-from cadrebot.indexer.chunking import chunk_document
 from cadrebot.indexer.sentences import split_sentences
-from cadrebot.indexer.structured import Structure, build_structure
+from cadrebot.indexer.structured import Structure
 from cadrebot.indexer.suggestions import heading_title, suggest
 from cadrebot.indexer.types import Chunk, ChunkKind, DocumentMeta
-from tests.support.paths import REPO_KNOWLEDGE
-
-PROVINCE_POINTS = "jiangxi-2023-work-points"
-RONGJIANG = "rongjiang-2023-work-points"
-
-Corpus = tuple[list[Chunk], dict[str, DocumentMeta]]
+from tests.support.chunks import PROVINCE_POINTS, RONGJIANG, Corpus
 
 
 @dataclass(frozen=True)
@@ -61,23 +51,6 @@ class ScriptedRetriever:
 
     def structure(self) -> Structure:
         return self._structure
-
-
-@pytest.fixture(scope="module")
-def corpus() -> Corpus:
-    catalog = read_catalog(REPO_KNOWLEDGE / "catalog.toml")
-    chunks: list[Chunk] = []
-    metas: dict[str, DocumentMeta] = {}
-    for path in sorted(Path(REPO_KNOWLEDGE).glob("*.txt")):
-        doc = load_document(path, catalog)
-        metas[doc.meta.doc_id] = doc.meta
-        chunks += chunk_document(doc)
-    return chunks, metas
-
-
-@pytest.fixture(scope="module")
-def structure(corpus: Corpus) -> Structure:
-    return build_structure(*corpus)
 
 
 def _item(corpus: Corpus, doc_id: str, heading: str) -> FakeHit:
