@@ -286,13 +286,9 @@ class ConversationService:
             return TurnResult(failed.replies, failed_id)
         if out.filed is not None and self._on_case_filed is not None:
             self._on_case_filed(out.filed)
+        suggested = suggestion_actions(out.suggestions)
         replies = [
-            dataclasses.replace(
-                r,
-                actions=r.actions
-                + answer_actions(exchange_id)
-                + suggestion_actions(out.suggestions),
-            )
+            dataclasses.replace(r, actions=r.actions + answer_actions(exchange_id) + suggested)
             if r.is_answer
             else r
             for r in out.replies
@@ -305,7 +301,7 @@ class ConversationService:
             tasks=tuple(out.tasks),
             toast=out.toast,
             origin_actions=out.origin_actions,
-            suggestions=tuple(a.label for a in suggestion_actions(out.suggestions)),
+            suggestions=tuple(a.label for a in suggested),
         )
 
     def daily_digests(self, channel: str) -> list[Digest]:
@@ -396,9 +392,10 @@ class ConversationService:
         else:
             with self._uow_factory(read_only=True) as uow:
                 state = uow.dialogs.load(key)
-                previous = self._previous_question(uow, key, now)
+                question = self._intake.question_in(state, text, now)
+                # Only a question needs its predecessor: a form answer spares the read.
+                previous = self._previous_question(uow, key, now) if question is not None else None
             # The connection is back in the pool before this point.
-            question = self._intake.question_in(state, text, now)
         if question is None:
             return None
         understood = resolve_followup(question, previous, self._place_names)

@@ -189,3 +189,15 @@ def _phone_at(group: list[_Chunk], first: int) -> tuple[int, str] | None:
             if rest != digits and _MOBILE.fullmatch(rest):
                 return last, prefix + mask_mobile(rest)
     return None
+
+
+QUOTE_MAX_CHARS = 20
+
+
+def quotable(value: str) -> bool:
+    """Whether ``value`` (user input) may be quoted back in a reply.
+
+    Only short input without digits: anything with digits may be (part of) an ID number or
+    a phone number, and its pieces quoted one by one would show it whole.
+    """
+    return 0 < len(value) <= QUOTE_MAX_CHARS and not any(ch.isdigit() for ch in value)

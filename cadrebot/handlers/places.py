@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from cadrebot.handlers.masking import quotable
 from cadrebot.handlers.ports import JSONValue, NewCase
 
 if TYPE_CHECKING:
@@ -262,9 +263,11 @@ def township_refusal(register: PlaceRegister, text: str) -> tuple[str, tuple[Tow
     wanted = clean_place(text)
     match = register.match_township(wanted)
     choices = match.candidates
+    # What was typed is quoted back only when it cannot be (part of) an ID or phone number.
+    named = f"“{wanted}”" if quotable(wanted) else "您填写的"
     if not choices:
         return (
-            f"没有找到“{wanted}”这个乡镇，请填写您所在乡镇（街道）的全称，例如：大塘埠镇。",
+            f"没有找到{named}这个乡镇，请填写您所在乡镇（街道）的全称，例如：大塘埠镇。",
             (),
         )
     if len({t.name for t in choices}) < len(choices):  # same names in different counties
@@ -272,8 +275,9 @@ def township_refusal(register: PlaceRegister, text: str) -> tuple[str, tuple[Tow
     else:
         listed = "、".join(t.name for t in choices)
     if len(choices) > 1 and match.township is None and _all_same_key(choices, wanted):
-        return (f"“{wanted}”有多个同名乡镇：{listed}。请连同县（区）名一起填写。", choices)
-    return (f"没有找到“{wanted}”这个乡镇。您是不是要填：{listed}？", choices)
+        subject = named if quotable(wanted) else "您填写的乡镇"
+        return (f"{subject}有多个同名乡镇：{listed}。请连同县（区）名一起填写。", choices)
+    return (f"没有找到{named}这个乡镇。您是不是要填：{listed}？", choices)
 
 
 def _all_same_key(choices: tuple[Township, ...], wanted: str) -> bool:

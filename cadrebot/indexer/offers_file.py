@@ -20,11 +20,11 @@ Chinese, so a typo never silently turns the offers off.
 from __future__ import annotations
 
 import logging
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from cadrebot.handlers.offers import Offer, OfferBook
+from cadrebot.indexer.toml_files import read_toml
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +41,10 @@ def offers_path(knowledge_dir: Path) -> Path:
 
 def load_offers(path: Path) -> OfferBook:
     """The offers in ``path`` (none if there is no such file)."""
-    if not path.is_file():
+    data = read_toml(path, "申报提示文件", OffersFileError)
+    if data is None:
         log.warning("no offers file at %s: answers offer no forms", path)
         return OfferBook()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise OffersFileError(f"申报提示文件 {path} 格式有误：{error}") from error
     book = parse_offers(data, source=str(path))
     log.info("offers: %d categories from %s", len(book.offers), path)
     return book

@@ -16,11 +16,11 @@ error at start, with the reason in Chinese, so a typo never silently opens the r
 from __future__ import annotations
 
 import logging
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from cadrebot.handlers.places import PlaceRegister, Township, Village
+from cadrebot.indexer.toml_files import read_toml
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +37,10 @@ def places_path(knowledge_dir: Path) -> Path:
 
 def load_places(path: Path) -> PlaceRegister:
     """The register in ``path`` (an open register if there is no such file)."""
-    if not path.is_file():
+    data = read_toml(path, "地名册", PlacesFileError)
+    if data is None:
         log.warning("no place register at %s: townships are accepted as typed", path)
         return PlaceRegister()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise PlacesFileError(f"地名册 {path} 格式有误：{error}") from error
     register = parse_places(data, source=str(path))
     log.info("place register: %d townships from %s", len(register.townships()), path)
     return register

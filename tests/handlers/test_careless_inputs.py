@@ -6,13 +6,16 @@ from __future__ import annotations
 import pytest
 
 from cadrebot.handlers.conversation import MAX_MESSAGE_CHARS, ConversationService
+from cadrebot.handlers.places import township_refusal
 from cadrebot.handlers.ports import Citation, PolicyAnswer
 from cadrebot.handlers.qa import CANNOT_RATE, SOURCES_GONE, render_answer
 from cadrebot.handlers.turns import Inbound, TurnResult
+from cadrebot.indexer.places_file import load_places
 from cadrebot.storage import CaseDatabase
 from tests.support.answers import FakeAnswerer
 from tests.support.clock import IDLE, FixedClock, at
 from tests.support.conversation import console_service, file_risk_report, make_cadre
+from tests.support.paths import REPO_KNOWLEDGE
 
 
 @pytest.fixture
@@ -82,3 +85,16 @@ def test_a_status_note_is_stored_and_sent_masked(database: CaseDatabase) -> None
 def test_a_display_name_is_not_echoed_in_full(service: ConversationService) -> None:
     text = service.turn(Inbound("telegram", "7", "360121199001011239", "/start")).text
     assert "360121199001011239" not in text
+
+
+@pytest.mark.parametrize(
+    "typed", ["3607 0219 9001 0112 32", "<b>潭东</b>" * 20, '=HYPERLINK("http://x","点")']
+)
+def test_an_unknown_township_is_not_echoed_when_it_could_be_an_id_or_is_long(typed: str) -> None:
+    register = load_places(REPO_KNOWLEDGE / "places.toml")
+    reason, _ = township_refusal(register, typed)
+    assert "360702199001011232" not in reason.replace(" ", "")
+    assert "3607" not in reason and "<b>" not in reason and "HYPERLINK" not in reason
+    assert "乡镇" in reason
+    # Short plain names are still quoted, so the user sees what was not found.
+    assert "“潭冬镇”" in township_refusal(register, "潭冬镇")[0]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 
 import pytest
@@ -131,18 +133,31 @@ def test_even_sqlalchemy_debug_logging_shows_no_identity_number(
     assert ID_NUMBER not in logged
 
 
-def test_sensitive_data_filter_masks_messages_arguments_and_tracebacks() -> None:
-    records: list[str] = []
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[str] = []
 
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(self.format(record))
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(self.format(record))
 
-    logger = logging.getLogger("cadrebot.test.masking")
+
+@contextmanager
+def collected(name: str) -> Iterator[tuple[logging.Logger, _Collect]]:
+    """A logger of its own (not propagating) whose formatted records are collected."""
+    logger = logging.getLogger(name)
     logger.propagate = False
-    handler = Collect()
+    handler = _Collect()
     logger.addHandler(handler)
     try:
+        yield logger, handler
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+
+
+def test_sensitive_data_filter_masks_messages_arguments_and_tracebacks() -> None:
+    with collected("cadrebot.test.masking") as (logger, handler):
         install_sensitive_data_filter(logger)
         install_sensitive_data_filter(logger)  # idempotent
         assert sum(isinstance(f, SensitiveDataFilter) for f in handler.filters) == 1
@@ -151,10 +166,7 @@ def test_sensitive_data_filter_masks_messages_arguments_and_tracebacks() -> None
             raise ValueError(f"bad id {ID_NUMBER}")
         except ValueError:
             logger.exception("could not parse")
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate = True
-    text = "\n".join(records)
+    text = "\n".join(handler.records)
     assert ID_NUMBER not in text
     assert "13812345678" not in text
     assert "3607**********461X" in text
@@ -163,27 +175,14 @@ def test_sensitive_data_filter_masks_messages_arguments_and_tracebacks() -> None
 
 
 def test_sensitive_data_filter_masks_numbers_written_with_separators() -> None:
-    records: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(self.format(record))
-
-    logger = logging.getLogger("cadrebot.test.masking.spaced")
-    logger.propagate = False
-    handler = Collect()
-    logger.addHandler(handler)
-    try:
+    with collected("cadrebot.test.masking.spaced") as (logger, handler):
         install_sensitive_data_filter(logger)
         logger.warning("inbound: %s", "身份证 3607 2119 8503 1246 1X，电话 138-1234-5678")
         try:
             raise ValueError("bad id ３６０７２１１９８５０３１２４６１Ｘ")
         except ValueError:
             logger.exception("could not parse")
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate = True
-    text = "\n".join(records)
+    text = "\n".join(handler.records)
     assert "19850312" not in text.replace(" ", "")
     assert "１９８５０３１２" not in text
     assert "1234" not in text

@@ -27,9 +27,9 @@ from cadrebot.handlers.forms.fields import (
     FieldKind,
     FieldSpec,
 )
-from cadrebot.handlers.forms.validators import InvalidAnswer, normalize, quotable
+from cadrebot.handlers.forms.validators import InvalidAnswer, normalize
 from cadrebot.handlers.forms.workflow import Workflow
-from cadrebot.handlers.masking import mask_sensitive
+from cadrebot.handlers.masking import mask_sensitive, quotable
 from cadrebot.handlers.ports import (
     Case,
     ConversationKey,

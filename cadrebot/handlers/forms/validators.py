@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
+from cadrebot.handlers.masking import quotable
+
 
 class InvalidAnswer(ValueError):
     """The answer cannot be accepted; ``reason`` tells the user why (Chinese)."""
@@ -314,18 +316,6 @@ def _match_option(value: str, choices: Sequence[str]) -> str | None:
         if len(partial) == 1:
             return partial[0]
     return None
-
-
-QUOTE_MAX_CHARS = 20
-
-
-def quotable(value: str) -> bool:
-    """Whether ``value`` (user input) may be quoted back in a reply.
-
-    Only short input without digits: anything with digits may be (part of) an ID number or
-    a phone number, and its pieces quoted one by one would show it whole.
-    """
-    return 0 < len(value) <= QUOTE_MAX_CHARS and not any(ch.isdigit() for ch in value)
 
 
 def _not_an_option(unknown: Sequence[str], choices: Sequence[str]) -> str:
