@@ -30,7 +30,7 @@ from cadrebot.handlers.cases import (
 from cadrebot.handlers.commands import ADMINS, STAFF, Command, CommandCall
 from cadrebot.handlers.export import cases_workbook
 from cadrebot.handlers.forms.engine import FormRegistry
-from cadrebot.handlers.masking import mask_sensitive
+from cadrebot.handlers.masking import mask_sensitive, quotable
 from cadrebot.handlers.places import PlaceRegister, township_refusal
 from cadrebot.handlers.ports import (
     Action,
@@ -150,7 +150,8 @@ class CaseDesk:
             return
         known = self.statuses()
         if status and status not in known and not unassigned:
-            call.out.say(f"没有“{status}”这个状态。可选：{'、'.join(known)}。")
+            named = f"“{status}”这个" if quotable(status) else "这样的"
+            call.out.say(f"没有{named}状态。可选：{'、'.join(known)}。")
             return
         statuses = frozenset({status}) if status and not unassigned else None
         cases, user = call.uow.cases, call.user
@@ -249,7 +250,7 @@ class CaseDesk:
             return
         case = call.uow.cases.get(number)
         if case is None:
-            call.out.say(f"没有找到编号为 {number} 的案件。")
+            call.out.say(f"没有找到编号为 {mask_sensitive(number)} 的案件。")
             return
         try:
             case = call.uow.cases.assign(
@@ -262,7 +263,7 @@ class CaseDesk:
                 at=call.now,
             )
         except NotFoundError:
-            call.out.say(f"没有找到编号为 {number} 的案件。")
+            call.out.say(f"没有找到编号为 {mask_sensitive(number)} 的案件。")
             return
         call.out.say(
             Reply(
@@ -312,7 +313,10 @@ class CaseDesk:
         case = cases.get(number.strip().upper())
         # Same answer for "no such case" and "not yours": numbers must not be probeable.
         if case is None or not can_view(viewer, case):
-            raise CaseNotFound(f"没有找到编号为 {number.strip()} 的案件，或您无权查看。")
+            # Masked: what was typed as a case number may be someone's ID number.
+            raise CaseNotFound(
+                f"没有找到编号为 {mask_sensitive(number.strip())} 的案件，或您无权查看。"
+            )
         return case
 
     def transition(

@@ -98,3 +98,10 @@ def test_an_unknown_township_is_not_echoed_when_it_could_be_an_id_or_is_long(typ
     assert "乡镇" in reason
     # Short plain names are still quoted, so the user sees what was not found.
     assert "“潭冬镇”" in township_refusal(register, "潭冬镇")[0]
+
+
+def test_a_case_number_typed_as_an_id_is_not_echoed(service: ConversationService) -> None:
+    for text in ("/case 3607 0219 9001 0112 32", "/mycases 360702199001011232"):
+        reply = turn(service, text).text
+        assert "没有找到" in reply
+        assert "360702199001011232" not in reply.replace(" ", "")
