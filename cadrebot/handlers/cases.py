@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from cadrebot.handlers.access import NotFound, Refusal
+from cadrebot.handlers.access import PermissionDenied as PermissionDenied
 from cadrebot.handlers.forms.engine import FormRegistry
 from cadrebot.handlers.forms.workflow import Workflow
 from cadrebot.handlers.places import clean_place
@@ -36,20 +38,14 @@ def workflows_of(forms: FormRegistry) -> Mapping[str, Workflow]:
     return {form.workflow.case_type: form.workflow for form in forms.all()}
 
 
-class CaseError(Exception):
-    """A refusal to show to the user; ``message`` is Chinese."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+# A case refusal is a refusal like any other (see handlers/access.py); the names stay for
+# the case desk's callers.
+CaseError = Refusal
 
 
-class CaseNotFound(CaseError):
+class CaseNotFound(NotFound):
     pass
 
-
-class PermissionDenied(CaseError):
-    pass
 
 
 class IllegalTransition(CaseError):
