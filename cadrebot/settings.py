@@ -110,6 +110,20 @@ class Settings(BaseSettings):
         default=20, ge=1, description="Messages one user may send per flood window."
     )
     flood_window_seconds: float = Field(default=60.0, gt=0)
+    web_host: str = Field(
+        default="127.0.0.1",
+        description="Address `cadrebot web` listens on (0.0.0.0 to serve the office network).",
+    )
+    web_port: int = Field(default=8080, ge=1, le=65535)
+    web_chat_messages_per_minute: int = Field(
+        default=20, ge=1, description="Messages one web-chat browser may send per minute."
+    )
+    web_chat_messages_per_minute_per_address: int = Field(
+        default=120,
+        ge=1,
+        description="Messages all web-chat browsers behind one address may send per minute "
+        "(a village office shares one address).",
+    )
     upload_max_bytes: int = Field(
         default=10 * 1024 * 1024,
         ge=1,

@@ -1,4 +1,4 @@
-"""The ``cadrebot`` command: index, chat, ask, search, eval."""
+"""The ``cadrebot`` command: index, chat, ask, search, eval, run, serve, web, user."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from cadrebot.bot.wiring import (
     ensure_index,
 )
 from cadrebot.evaluation import load_items, run_eval
+from cadrebot.handlers.access import Refusal
+from cadrebot.handlers.accounts import AccountError
 from cadrebot.handlers.conversation import MAX_MESSAGE_CHARS, storable_text
 from cadrebot.handlers.qa import render_answer
 from cadrebot.indexer.embedders import EmbedderError
@@ -68,6 +70,20 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--port", type=int, default=None, help="port (default: CADREBOT_TELEGRAM_WEBHOOK_PORT)"
     )
+    web = sub.add_parser("web", help="serve the web console (cadres, admins) and the web chat")
+    web.add_argument("--host", default=None, help="address (default: CADREBOT_WEB_HOST)")
+    web.add_argument("--port", type=int, default=None, help="port (default: 8080)")
+    user = sub.add_parser("user", help="web console accounts: add, list, disable")
+    user_sub = user.add_subparsers(dest="user_command", required=True)
+    add = user_sub.add_parser("add", help="create an account (password from stdin)")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=["admin", "cadre"])
+    add.add_argument("--township", default=None)
+    add.add_argument("--village", default=None)
+    add.add_argument("--password", default=None, help="(else read from stdin)")
+    user_sub.add_parser("list", help="list accounts")
+    disable = user_sub.add_parser("disable", help="deactivate an account (ends its sessions)")
+    disable.add_argument("name")
     restore = sub.add_parser("restore", help="restore the case database from a backup file")
     restore.add_argument("path", type=Path, help="a file written by `cadrebot backup`")
     restore.add_argument(
@@ -265,6 +281,58 @@ def cmd_serve(settings: Settings, knowledge: Knowledge, args: argparse.Namespace
     return serve(settings, workers=args.workers, port=args.port, knowledge=knowledge)
 
 
+def cmd_web(settings: Settings, knowledge: Knowledge, args: argparse.Namespace) -> int:
+    from cadrebot.bot.web.server import serve_web
+
+    if not args.verbose:
+        logging.getLogger().setLevel(logging.INFO)
+    return serve_web(settings, host=args.host, port=args.port, knowledge=knowledge)
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password is not None:
+        return str(args.password)
+    if sys.stdin.isatty():
+        first = getpass.getpass("密码：")
+        if getpass.getpass("再输入一次：") != first:
+            raise AccountError("两次输入的密码不一致。")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def cmd_user(settings: Settings, knowledge: Knowledge, args: argparse.Namespace) -> int:
+    """Accounts need the database only: the index is neither built nor loaded."""
+    stack = build_conversation_stack(settings, knowledge=knowledge)
+    stack.database.open()
+    accounts = stack.accounts
+    try:
+        if args.user_command == "add":
+            view = accounts.create(
+                None,
+                args.name,
+                _read_password(args),
+                args.role,
+                township=args.township,
+                village=args.village,
+            )
+            place = f"{view.township or ''}{view.village or ''}" or "全县"
+            print(f"已创建账号 {view.username}（{view.role.value}，{place}）。")
+        elif args.user_command == "list":
+            for view in accounts.list_accounts(None):
+                state = "active" if view.active else "disabled"
+                place = f"{view.township or ''}{view.village or ''}" or "-"
+                print(f"{view.username}\t{view.role.value}\t{place}\t{state}")
+        else:
+            accounts.set_active(None, args.name, False)
+            print(f"已停用账号 {args.name}，其登录已全部退出。")
+    except Refusal as refusal:
+        print(f"错误：{refusal.message}", file=sys.stderr)
+        return 2
+    finally:
+        stack.close()
+    return 0
+
+
 COMMANDS = {
     "index": cmd_index,
     "chat": cmd_chat,
@@ -275,6 +343,8 @@ COMMANDS = {
     "restore": cmd_restore,
     "run": cmd_run,
     "serve": cmd_serve,
+    "web": cmd_web,
+    "user": cmd_user,
 }
 
 

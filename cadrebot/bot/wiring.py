@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from tqdm import tqdm
 
+from cadrebot.handlers.accounts import AccountDesk
 from cadrebot.handlers.admin import BuildLock, KnowledgeAdmin
 from cadrebot.handlers.conversation import ConversationService
 from cadrebot.handlers.invites import RoleBook
@@ -134,6 +135,7 @@ class ConversationStack:
     database: CaseDatabase
     service: ConversationService
     admin: KnowledgeAdmin
+    accounts: AccountDesk
 
     def open(self) -> None:
         """Build the index if this data dir has none, load it, open and migrate the database."""
@@ -185,6 +187,7 @@ def build_conversation_stack(
     )
     # Admins are named per channel in the settings; only Telegram has them today.
     admin_ids = frozenset(str(i) for i in settings.telegram_admin_ids)
+    places = load_places(places_path(settings.knowledge_dir))
     service = ConversationService.from_settings(
         settings,
         database.unit_of_work,
@@ -194,8 +197,9 @@ def build_conversation_stack(
         knowledge=admin,
         on_case_filed=on_case_filed,
         # The place register of this deployment: places.toml in the knowledge folder.
-        places=load_places(places_path(settings.knowledge_dir)),
+        places=places,
         # The forms offered under answers (a hardship described → /report): offers.toml.
         offers=load_offers(offers_path(settings.knowledge_dir)),
     )
-    return ConversationStack(settings, knowledge, database, service, admin)
+    accounts = AccountDesk(database.unit_of_work, places=places, clock=now)
+    return ConversationStack(settings, knowledge, database, service, admin, accounts)

@@ -47,7 +47,6 @@ class CaseNotFound(NotFound):
     pass
 
 
-
 class IllegalTransition(CaseError):
     def __init__(self, message: str, allowed: Sequence[str]) -> None:
         super().__init__(message)

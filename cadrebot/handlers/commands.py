@@ -41,6 +41,26 @@ _SECTIONS: tuple[tuple[frozenset[Role], str], ...] = (
 )
 
 
+@dataclass(frozen=True)
+class DeskPage:
+    """A page of the web console, declared with its roles by the feature that owns it (the
+    case desk, the knowledge base, accounts), as commands are. The web navigation is
+    generated from these; the feature's own methods still check the actor's role."""
+
+    name: str
+    title: str
+    path: str
+    roles: frozenset[Role]
+
+    def allows(self, role: Role) -> bool:
+        return role in self.roles
+
+
+def pages_for(pages: Iterable[DeskPage], role: Role) -> list[DeskPage]:
+    """The pages ``role`` may open, in declaration order."""
+    return [page for page in pages if page.allows(role)]
+
+
 @dataclass
 class TurnOutput:
     """What a turn is producing; commands and form steps add to it."""

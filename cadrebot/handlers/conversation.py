@@ -208,6 +208,11 @@ class ConversationService:
         )
 
     @property
+    def clock(self) -> Callable[[], datetime]:
+        """The clock turns are timed by (tests pass a fixed one)."""
+        return self._clock
+
+    @property
     def engine(self) -> FormEngine:
         return self._intake.engine
 

@@ -320,6 +320,65 @@ class JobRunRow(Base):
     claimed_at: Mapped[datetime] = mapped_column()
 
 
+class WebAccountRow(Base):
+    """A login of the web console: a cadre or admin, tied to its ``users`` row (which holds
+    the role and jurisdiction the core checks). The same person may also be on Telegram,
+    as a second ``users`` row."""
+
+    __tablename__ = "web_accounts"
+    __table_args__ = (UniqueConstraint("username"), UniqueConstraint("user_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    username: Mapped[str] = mapped_column(String(64))  # stored case-folded
+    password_hash: Mapped[str] = mapped_column(String(256))  # argon2id, encoded with its salt
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    password_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebSessionRow(Base):
+    """A server-side login session. The cookie carries a random token; only its SHA-256 is
+    stored, so a database dump opens no session. Logout, a password reset and deactivation
+    delete the rows, which ends the session at its next request."""
+
+    __tablename__ = "web_sessions"
+    __table_args__ = (Index(None, "account_id"), Index(None, "expires_at"))
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256(token), hex
+    account_id: Mapped[int] = mapped_column(ForeignKey("web_accounts.id", ondelete="CASCADE"))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+
+
+class LoginFailureRow(Base):
+    """A failed login, by key (``user:<name>`` or ``ip:<address>``), for throttling."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index(None, "key", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime] = mapped_column()
+
+
+class AuditEventRow(Base):
+    """Who did what that must be answerable later: an admin revealing an ID number, logins,
+    accounts created, reset or disabled. ``detail`` never holds personal data."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index(None, "at"), Index(None, "actor_id", "at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column()
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(128), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
 @event.listens_for(CaseEventRow, "before_update")
 def _case_events_are_append_only(mapper: Mapper[Any], connection: Any, target: Any) -> None:
     raise RuntimeError("case_events is append-only; add a new event instead")

@@ -41,6 +41,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from cadrebot.handlers.account_ports import AccountRepository, AuditLog
 from cadrebot.handlers.ports import (
     Case,
     CaseEvent,
@@ -73,6 +74,7 @@ from cadrebot.handlers.ports import (
     User,
     UserDirectory,
 )
+from cadrebot.storage.accounts import SqlAccountRepository, SqlAuditLog
 from cadrebot.storage.engines import reader_engine, writer_engine
 from cadrebot.storage.models import (
     Base,
@@ -169,6 +171,8 @@ class SqlUnitOfWork:
     exchanges: ExchangeRecords
     invites: InviteRepository
     kb_versions: KbVersionRepository
+    accounts: AccountRepository
+    audit: AuditLog
 
     def __init__(self, engine: Engine, *, tz: tzinfo = UTC, read_only: bool = False) -> None:
         self._engine = reader_engine(engine) if read_only else writer_engine(engine)
@@ -182,6 +186,8 @@ class SqlUnitOfWork:
         self.exchanges = SqlExchangeLog(self)
         self.invites = SqlInviteRepository(self)
         self.kb_versions = SqlKbVersionRepository(self)
+        self.accounts = SqlAccountRepository(self)
+        self.audit = SqlAuditLog(self)
 
     def __enter__(self) -> Self:
         return self

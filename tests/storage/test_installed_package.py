@@ -9,6 +9,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+from cadrebot.storage import head_revision
 from tests.support.database import sqlite_file_url
 from tests.support.paths import REPO
 
@@ -43,6 +44,11 @@ def test_wheel_ships_the_migrations_and_upgrade_runs_from_it(tmp_path: Path) -> 
     assert "cadrebot/storage/migrations/script.py.mako" in names
     assert any(n.startswith("cadrebot/storage/migrations/versions/0001_") for n in names)
     assert any(n.startswith("cadrebot/storage/migrations/versions/0002_") for n in names)
+    # The web console's templates and static files (htmx with its licence) ship too.
+    assert "cadrebot/bot/web/templates/base.html" in names
+    assert "cadrebot/bot/web/templates/auth/login.html" in names
+    assert "cadrebot/bot/web/static/htmx-2.0.11.min.js" in names
+    assert "cadrebot/bot/web/static/htmx-LICENSE.txt" in names
 
     site = tmp_path / "site"
     subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True)
@@ -58,4 +64,4 @@ def test_wheel_ships_the_migrations_and_upgrade_runs_from_it(tmp_path: Path) -> 
         capture_output=True,
         text=True,
     )
-    assert result.stdout.strip() == "0003"
+    assert result.stdout.strip() == head_revision()

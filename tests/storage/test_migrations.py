@@ -37,8 +37,13 @@ PROJECT_TABLES = {
     "kb_versions",
     "inbound_updates",
     "job_runs",
+    "web_accounts",
+    "web_sessions",
+    "login_failures",
+    "audit_events",
 }
 INBOX_TABLES = {"inbound_updates", "job_runs"}
+WEB_TABLES = {"web_accounts", "web_sessions", "login_failures", "audit_events"}
 
 
 def _tables(url: str) -> set[str]:
@@ -70,15 +75,24 @@ def test_upgrade_downgrade_upgrade(db_url: str) -> None:
 
 def test_inbox_revision_up_and_down(db_url: str) -> None:
     upgrade(db_url, "0001")
-    assert _tables(db_url) == PROJECT_TABLES - INBOX_TABLES
+    assert _tables(db_url) == PROJECT_TABLES - INBOX_TABLES - WEB_TABLES
     upgrade(db_url)
     assert _tables(db_url) == PROJECT_TABLES
     assert current_revision(db_url) == head_revision()
     downgrade(db_url, "0001")
-    assert _tables(db_url) == PROJECT_TABLES - INBOX_TABLES
+    assert _tables(db_url) == PROJECT_TABLES - INBOX_TABLES - WEB_TABLES
     assert current_revision(db_url) == "0001"
     upgrade(db_url)
     assert _tables(db_url) == PROJECT_TABLES
+
+
+def test_web_revision_up_and_down(db_url: str) -> None:
+    upgrade(db_url, "0003")
+    assert _tables(db_url) == PROJECT_TABLES - WEB_TABLES
+    upgrade(db_url, "0004")
+    assert _tables(db_url) == PROJECT_TABLES
+    downgrade(db_url, "0003")
+    assert _tables(db_url) == PROJECT_TABLES - WEB_TABLES
 
 
 def test_models_and_migrations_agree(db_url: str) -> None:

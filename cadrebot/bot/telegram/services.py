@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -90,6 +90,5 @@ def build_services(
         build_lock=lock,
         on_case_filed=hooks.on_case_filed,
     )
-    return TelegramServices(
-        stack.settings, stack.knowledge, stack.database, stack.service, stack.admin, hooks, now
-    )
+    parts = {f.name: getattr(stack, f.name) for f in fields(stack)}
+    return TelegramServices(**parts, hooks=hooks, clock=now)

@@ -1,0 +1,83 @@
+"""The web app: one FastAPI application for everything the project serves over HTTP.
+
+One router per feature (``routes/``): login, cases, dashboard, knowledge, log, users, and
+the farmers' chat. ``cadrebot web`` serves it; ``cadrebot serve`` adds the Telegram
+webhook and metrics routes (``extra_routes``) on the same port. /healthz is always there.
+
+Built with :func:`create_web_app` from an opened conversation stack; nothing happens at
+import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute
+from starlette.staticfiles import StaticFiles
+
+from cadrebot.bot.web.context import WebContext, session_of
+from cadrebot.bot.web.errors import install_error_pages
+from cadrebot.bot.web.routes import auth, cases, chat, dashboard, knowledge, log, users
+from cadrebot.bot.web.security import SecurityHeaders
+from cadrebot.bot.wiring import ConversationStack
+from cadrebot.handlers.commands import DeskPage
+from cadrebot.ops.health import check_health
+
+FEATURE_ROUTERS = (auth, cases, dashboard, knowledge, log, users, chat)
+
+
+def desk_pages(stack: ConversationStack) -> list[DeskPage]:
+    """The console's pages, as the features declare them (navigation order)."""
+    pages: list[DeskPage] = []
+    for desk in (
+        getattr(stack, "case_board", None),
+        getattr(stack, "knowledge_desk", None),
+        stack.accounts,
+    ):
+        if desk is not None:
+            pages += desk.pages()
+    return pages
+
+
+def web_context_of(
+    stack: ConversationStack, *, clock: Callable[[], datetime] | None = None
+) -> WebContext:
+    now = clock or stack.service.clock
+    return WebContext(stack.settings, stack, desk_pages(stack), now)
+
+
+def create_web_app(context: WebContext, *, extra_routes: Sequence[BaseRoute] = ()) -> FastAPI:
+    # No OpenAPI pages: the console is HTML, and its schema is nobody's business.
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.web = context
+    for module in FEATURE_ROUTERS:
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(packages=[("cadrebot.bot.web", "static")]), name="static")
+    app.router.routes.extend(extra_routes)
+    if not any(getattr(route, "path", None) == "/healthz" for route in extra_routes):
+        app.add_api_route("/healthz", _healthz, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/", _home, methods=["GET"], include_in_schema=False)
+    app.add_middleware(SecurityHeaders)
+    install_error_pages(app)
+    return app
+
+
+async def _home(request: Request) -> Response:
+    """Staff with a session go to their desk; everyone else to the farmers' chat, which
+    links to the staff login."""
+    if await session_of(request) is not None:
+        return RedirectResponse("/cases", status_code=303)
+    return RedirectResponse("/chat", status_code=303)
+
+
+async def _healthz(request: Request) -> Response:
+    stack: ConversationStack = request.app.state.web.stack
+    searcher = stack.knowledge.searcher
+    report = await asyncio.to_thread(
+        check_health, stack.database.engine, lambda: searcher.loaded_version
+    )
+    return JSONResponse(report.to_json(), status_code=report.http_status)
