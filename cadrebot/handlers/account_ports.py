@@ -83,6 +83,8 @@ class AccountRepository(Protocol):
 
     def clear_failures(self, key: str) -> None: ...
 
+    def delete_failures_before(self, before: datetime) -> int: ...
+
 
 class AuditLog(Protocol):
     def record(

@@ -282,8 +282,12 @@ class AccountDesk:
             uow.commit()
 
     def purge_expired(self) -> int:
+        """Delete ended sessions and failed logins older than the throttling window (rows
+        only; an ended session is refused whether or not its row is still there)."""
+        now = self._clock()
         with self._uow() as uow:
-            removed = uow.accounts.delete_expired_sessions(self._clock())
+            removed = uow.accounts.delete_expired_sessions(now)
+            removed += uow.accounts.delete_failures_before(now - self._window)
             uow.commit()
         return removed
 

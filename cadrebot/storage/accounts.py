@@ -209,6 +209,10 @@ class SqlAccountRepository:
     def clear_failures(self, key: str) -> None:
         self._uow.connection().execute(delete(_failures).where(_failures.c.key == key))
 
+    def delete_failures_before(self, before: datetime) -> int:
+        result = self._uow.connection().execute(delete(_failures).where(_failures.c.at < before))
+        return result.rowcount
+
 
 class SqlAuditLog:
     def __init__(self, uow: SqlUnitOfWork) -> None:

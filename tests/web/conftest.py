@@ -50,7 +50,7 @@ def web_stack(
 
 @pytest.fixture
 def web_app(web_stack: ConversationStack) -> FastAPI:
-    return create_web_app(web_context_of(web_stack))
+    return create_web_app(web_context_of(web_stack), housekeeping_seconds=None)
 
 
 @pytest.fixture

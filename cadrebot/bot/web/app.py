@@ -11,7 +11,10 @@ import.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 
 from fastapi import FastAPI, Request
@@ -26,6 +29,8 @@ from cadrebot.bot.web.security import SecurityHeaders
 from cadrebot.bot.wiring import ConversationStack
 from cadrebot.handlers.commands import DeskPage
 from cadrebot.ops.health import check_health
+
+logger = logging.getLogger(__name__)
 
 FEATURE_ROUTERS = (auth, cases, dashboard, knowledge, log, users, chat)
 
@@ -50,9 +55,39 @@ def web_context_of(
     return WebContext(stack.settings, stack, desk_pages(stack), now)
 
 
-def create_web_app(context: WebContext, *, extra_routes: Sequence[BaseRoute] = ()) -> FastAPI:
+HOUSEKEEPING_SECONDS = 600.0
+
+
+def _housekeeping(context: WebContext) -> None:
+    """Ended sessions and old failed logins go; forms abandoned in the web chat are removed
+    as the core's retention rule says (their owners cannot be told: a browser has no inbox)."""
+    context.stack.accounts.purge_expired()
+    context.stack.service.clean_up_forms()
+
+
+def create_web_app(
+    context: WebContext,
+    *,
+    extra_routes: Sequence[BaseRoute] = (),
+    housekeeping_seconds: float | None = HOUSEKEEPING_SECONDS,
+) -> FastAPI:
+    """The app. ``housekeeping_seconds`` None: no periodic clean-up (tests)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = None
+        if housekeeping_seconds is not None:
+            task = asyncio.create_task(_keep_house(context, housekeeping_seconds))
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
     # No OpenAPI pages: the console is HTML, and its schema is nobody's business.
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.web = context
     for module in FEATURE_ROUTERS:
         app.include_router(module.router)
@@ -64,6 +99,15 @@ def create_web_app(context: WebContext, *, extra_routes: Sequence[BaseRoute] = (
     app.add_middleware(SecurityHeaders)
     install_error_pages(app)
     return app
+
+
+async def _keep_house(context: WebContext, every: float) -> None:
+    while True:
+        try:
+            await asyncio.to_thread(_housekeeping, context)
+        except Exception:
+            logger.exception("web housekeeping failed; trying again later")
+        await asyncio.sleep(every)
 
 
 async def _home(request: Request) -> Response:
