@@ -188,3 +188,16 @@ def test_pages_carry_security_headers_and_errors_show_no_trace(
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert page.headers["x-frame-options"] == "DENY"
     assert page.headers["cache-control"] == "no-store"
+
+
+def test_behind_tls_the_cookies_are_secure(web_stack: ConversationStack, web_app: FastAPI) -> None:
+    web_stack.accounts.create(None, "boss", PASSWORD, "admin")
+    browser = WebClient(web_app, base_url="https://testserver")
+    page = browser.get("/login")
+    assert "Secure" in page.headers["set-cookie"]
+    response = browser.post(
+        "/login",
+        data={"username": "boss", "password": PASSWORD, "csrf_token": csrf_of(page.text)},
+        follow_redirects=False,
+    )
+    assert "Secure" in response.headers["set-cookie"]
