@@ -1,5 +1,6 @@
-"""Fixtures: a PostgreSQL schema, a data dir with the tiny knowledge base indexed, the fake
-Bot API server, and a :class:`Cluster` of real worker processes (stopped afterwards)."""
+"""Fixtures: a PostgreSQL schema, a data dir with the tiny knowledge base indexed (and the
+warm embedder and tokenizer that indexed it), the fake Bot API server, and a
+:class:`Cluster` of real worker processes (stopped afterwards)."""
 
 from __future__ import annotations
 
@@ -23,11 +24,22 @@ def pg_schema_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def serve_dirs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def parts() -> Parts:
+    return Parts.warm()
+
+
+@pytest.fixture(scope="module")
+def prebuilt_data_dir(tmp_path_factory: pytest.TempPathFactory, parts: Parts) -> Path:
+    """A data dir holding the tiny knowledge base's index and embedding cache."""
+    return build_tiny_index(tmp_path_factory.mktemp("serve-index"), parts)
+
+
+@pytest.fixture(scope="module")
+def serve_dirs(
+    tmp_path_factory: pytest.TempPathFactory, prebuilt_data_dir: Path
+) -> tuple[Path, Path]:
     """A data dir with the tiny knowledge base indexed by the real default embedder."""
-    root = tmp_path_factory.mktemp("serve")
-    prebuilt = build_tiny_index(root / "index", Parts.warm())
-    return fresh_dirs(root, prebuilt)
+    return fresh_dirs(tmp_path_factory.mktemp("serve"), prebuilt_data_dir)
 
 
 @pytest.fixture(scope="module")

@@ -252,3 +252,4 @@ def test_the_supervisor_restarts_a_dead_worker(cluster: Cluster, workers: list[W
         supervisor.process.terminate()
         supervisor.process.wait(timeout=60)
         cluster.workers.remove(supervisor)
+    assert supervisor.process.returncode == 0  # SIGTERM: every worker stopped gracefully

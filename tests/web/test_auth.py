@@ -201,3 +201,24 @@ def test_behind_tls_the_cookies_are_secure(web_stack: ConversationStack, web_app
         follow_redirects=False,
     )
     assert "Secure" in response.headers["set-cookie"]
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(
+    web_stack: ConversationStack, web_app: FastAPI, anonymous: WebClient
+) -> None:
+    limit = web_stack.settings.upload_max_bytes + 1024 * 1024
+    token = csrf_of(anonymous.get("/login").text)
+    response = anonymous.post("/login", data={"username": "x" * (limit + 1), "csrf_token": token})
+    assert response.status_code == 413
+
+    def chunks() -> object:
+        yield b"csrf_token=" + token.encode() + b"&username="
+        for _ in range(limit // 65536 + 2):
+            yield b"y" * 65536
+
+    streamed = anonymous.post(
+        "/login",
+        content=chunks(),  # type: ignore[arg-type]
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert streamed.status_code == 413

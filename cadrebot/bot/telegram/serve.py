@@ -1,8 +1,10 @@
 """``cadrebot serve --workers N``: the Telegram webhook served by N processes sharing a database.
 
-Each worker process runs an aiohttp server on the same port (``SO_REUSEPORT``: the kernel
+Each worker process serves HTTP with uvicorn on the same port (``SO_REUSEPORT``: the kernel
 spreads connections over the workers; behind nginx, or with one port per worker, the same
-code serves) with three routes:
+code serves). Its routes are Starlette routes (:meth:`WebhookWorker.routes`), so the web app
+can carry them beside its own pages on one HTTP stack (:meth:`WebhookWorker.asgi_app` is the
+seam):
 
 * ``POST /<path>``: Telegram's webhook. The secret token is checked, the update stored in
   the inbox (``inbound_updates``, keyed by ``update_id``: a repeated POST is dropped) and 200
@@ -28,6 +30,10 @@ channel hands it to the conversation core with the message.
 With ``--workers 1`` the worker runs in this process; with more, this process prepares the
 database and the index once, then starts and supervises the workers (a worker that dies is
 restarted; SIGTERM/SIGINT stop them all gracefully).
+
+``cadrebot run --webhook`` is not this: it is python-telegram-bot's own webhook server
+(tornado, inside PTB's Updater), kept as the one-process, no-inbox way to try a webhook out.
+Its updates are confirmed before they are processed, so production uses ``serve``.
 """
 
 from __future__ import annotations
@@ -35,15 +41,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import json
 import logging
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from aiohttp import web
+import uvicorn
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
 
 from cadrebot.bot.telegram.app import ALLOWED_UPDATES, ConfigurationError, bot_token
 from cadrebot.bot.telegram.inbox_dispatch import (
@@ -53,6 +66,7 @@ from cadrebot.bot.telegram.inbox_dispatch import (
     stop_on_signals,
     update_kind,
 )
+from cadrebot.bot.web.app import create_web_app, web_context_of
 from cadrebot.bot.wiring import Knowledge, build_knowledge, ensure_index
 from cadrebot.indexer.store import set_faiss_threads
 from cadrebot.ops.health import check_health
@@ -62,6 +76,10 @@ from cadrebot.storage import install_sensitive_data_filter, upgrade
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+MAX_BODY_BYTES = 1024 * 1024  # an update is a few KB; a document is sent as a file_id
+BACKLOG = 512
+KEEP_ALIVE_SECONDS = 75
+SHUTDOWN_GRACE_SECONDS = 10  # in-flight requests only store an update: milliseconds
 
 
 @dataclass(frozen=True)
@@ -104,6 +122,50 @@ class ServeConfig:
         )
 
 
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside a running worker: it installs no signal handlers of its own.
+
+    ``Server.serve`` swaps in its own SIGTERM/SIGINT handlers while it runs (and raises the
+    signal again once it has stopped). The worker's stop, the event of
+    :func:`stop_on_signals` or the caller's, must be the only one: a stop is one sequence
+    (the HTTP server, then the dispatcher), and a caller that passed its own event (a test,
+    an embedding program) must not have the process's signal handlers changed under it.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def listening_sockets(host: str, port: int, *, backlog: int = BACKLOG) -> list[socket.socket]:
+    """Listening sockets for ``host:port`` (every address it resolves to), ``SO_REUSEPORT``
+    set so that every worker binds the same port and the kernel spreads connections."""
+    sockets: list[socket.socket] = []
+    seen: set[tuple[int, object]] = set()
+    try:
+        for family, kind, proto, _, address in socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        ):
+            if (family, address) in seen:
+                continue
+            seen.add((family, address))
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                # As asyncio does: the IPv4 address of a dual-stack host gets its own socket.
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(backlog)
+            sock.setblocking(False)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
 class WebhookWorker:
     """One worker process's webhook server; its inbox dispatcher processes what it stores."""
 
@@ -115,27 +177,58 @@ class WebhookWorker:
         self.inbox = runtime.inbox
         self.owner = runtime.inbox.owner
         self.dispatcher = runtime.dispatcher()
-        self._runner: web.AppRunner | None = None
+        self._server: uvicorn.Server | None = None
+        self._serving: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ HTTP surface
+
+    def routes(self) -> list[BaseRoute]:
+        """The webhook, /healthz and /metrics: what any ASGI app of this worker carries."""
+        return [
+            Route(f"/{self.config.url_path}", self._receive, methods=["POST"]),
+            Route("/healthz", self._healthz, methods=["GET"]),
+            Route("/metrics", self._metrics, methods=["GET"]),
+        ]
+
+    def asgi_app(self) -> ASGIApp:
+        """The web app (console and web chat) with this worker's webhook, /healthz and
+        /metrics on the same port: one HTTP stack for everything the project serves.
+
+        /healthz is this worker's (the web app leaves its own out when given one): its
+        ``worker`` (pid, owner) is how the supervisor test and the load bench count the
+        workers answering on the port.
+        """
+        return create_web_app(web_context_of(self.services), extra_routes=self.routes())
 
     # ------------------------------------------------------------------ lifecycle
-
-    def web_app(self) -> web.Application:
-        app = web.Application(client_max_size=1024 * 1024)
-        app.router.add_post(f"/{self.config.url_path}", self._receive)
-        app.router.add_get("/healthz", self._healthz)
-        app.router.add_get("/metrics", self._metrics)
-        return app
 
     async def start(self) -> None:
         version = self.services.knowledge.searcher.loaded_version
         if version:
             self.metrics.index_loaded(version)
-        self._runner = web.AppRunner(self.web_app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, self.config.listen, self.config.port, reuse_port=True, backlog=512
+        config = uvicorn.Config(
+            self.asgi_app(),
+            interface="asgi3",
+            log_config=None,  # the process's logging is ours (see _configure_logging)
+            access_log=False,
+            server_header=False,
+            backlog=BACKLOG,
+            # Telegram (and nginx) keep their connections open between updates, as aiohttp
+            # let them (75 s); uvicorn's 5 s default would close them between bursts.
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
         )
-        await site.start()
+        server = _EmbeddedServer(config)
+        sockets = listening_sockets(self.config.listen, self.config.port)
+        serving = asyncio.create_task(server.serve(sockets=sockets))
+        self._server, self._serving = server, serving
+        while not server.started:
+            if serving.done():
+                for sock in sockets:
+                    sock.close()
+                serving.result()  # what stopped it
+                raise RuntimeError("the HTTP server stopped while starting")
+            await asyncio.sleep(0.01)
         self.dispatcher.start()
         log.info(
             "worker %s serving /%s on %s:%d",
@@ -146,25 +239,35 @@ class WebhookWorker:
         )
 
     async def stop(self, grace: float = 20.0) -> None:
-        """Stop taking requests, let the updates in process finish (their chats' remaining
-        updates stay pending for the other workers), stop the loops."""
-        if self._runner is not None:
-            await self._runner.cleanup()
+        """Stop taking requests (in-flight ones are answered), let the updates in process
+        finish (their chats' remaining updates stay pending for the other workers), stop
+        the loops."""
+        server, serving = self._server, self._serving
+        self._server = self._serving = None
+        if server is not None and serving is not None:
+            server.should_exit = True
+            try:
+                await serving
+            except Exception:
+                log.exception("the HTTP server did not stop cleanly")
         await self.dispatcher.stop(grace)
 
     # ------------------------------------------------------------------ HTTP
 
-    async def _receive(self, request: web.Request) -> web.Response:
+    async def _receive(self, request: Request) -> Response:
         given = request.headers.get(SECRET_HEADER, "")
         if not hmac.compare_digest(given.encode(), self.config.secret_token.encode()):
-            return web.Response(status=403, text="forbidden")
+            return PlainTextResponse("forbidden", status_code=403)
+        raw = await _read_body(request, MAX_BODY_BYTES)
+        if raw is None:
+            return PlainTextResponse("too large", status_code=413)
         try:
-            body = await request.json()
+            body = json.loads(raw)
             update_id = int(body["update_id"])
         except (ValueError, KeyError, TypeError):
-            return web.Response(status=400, text="not an update")
+            return PlainTextResponse("not an update", status_code=400)
         if not isinstance(body, dict):
-            return web.Response(status=400, text="not an update")
+            return PlainTextResponse("not an update", status_code=400)
         chat_key = chat_key_of(body)
         try:
             new = await asyncio.to_thread(self.inbox.add, update_id, chat_key, body)
@@ -172,13 +275,13 @@ class WebhookWorker:
             # Not stored: a non-2xx makes Telegram (or nginx) deliver it again.
             log.exception("could not store update %s", update_id)
             self.metrics.error("inbox")
-            return web.Response(status=503, text="try again")
+            return PlainTextResponse("try again", status_code=503)
         if new:
             self.metrics.update_received(update_kind(body))
             self.dispatcher.kick(chat_key)
-        return web.Response(text="ok")
+        return PlainTextResponse("ok")
 
-    async def _healthz(self, request: web.Request) -> web.Response:
+    async def _healthz(self, request: Request) -> Response:
         searcher = self.services.knowledge.searcher
         report = await asyncio.to_thread(
             check_health,
@@ -186,13 +289,27 @@ class WebhookWorker:
             lambda: searcher.loaded_version,
         )
         body = {**report.to_json(), "worker": {"pid": os.getpid(), "owner": self.owner}}
-        return web.json_response(body, status=report.http_status)
+        return JSONResponse(body, status_code=report.http_status)
 
-    async def _metrics(self, request: web.Request) -> web.Response:
+    async def _metrics(self, request: Request) -> Response:
         data, content_type = self.metrics.exposition()
-        response = web.Response(body=data)
-        response.headers["Content-Type"] = content_type
-        return response
+        return Response(data, media_type=content_type)
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it is known to exceed ``limit`` bytes (the rest
+    is not read: a sender cannot make the worker hold more than ``limit`` in memory)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 # ---------------------------------------------------------------------- one worker
@@ -246,7 +363,8 @@ def _configure_logging(settings: Settings) -> None:
             level=logging.INFO,
             format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s",
         )
-    for noisy in ("httpx", "apscheduler", "aiohttp.access"):
+    # uvicorn's start and stop lines: the worker logs its own.
+    for noisy in ("httpx", "apscheduler", "uvicorn.error"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     install_sensitive_data_filter()
 

@@ -25,7 +25,7 @@ from starlette.staticfiles import StaticFiles
 from cadrebot.bot.web.context import WebContext, session_of
 from cadrebot.bot.web.errors import install_error_pages
 from cadrebot.bot.web.routes import auth, cases, chat, dashboard, knowledge, log, users
-from cadrebot.bot.web.security import SecurityHeaders
+from cadrebot.bot.web.security import BodySizeLimit, SecurityHeaders
 from cadrebot.bot.wiring import ConversationStack
 from cadrebot.handlers.commands import DeskPage
 from cadrebot.ops.health import check_health
@@ -96,6 +96,8 @@ def create_web_app(
     if not any(getattr(route, "path", None) == "/healthz" for route in extra_routes):
         app.add_api_route("/healthz", _healthz, methods=["GET"], include_in_schema=False)
     app.add_api_route("/", _home, methods=["GET"], include_in_schema=False)
+    # Uploads may be as large as the knowledge folder allows, plus the form around them.
+    app.add_middleware(BodySizeLimit, max_bytes=context.settings.upload_max_bytes + 1024 * 1024)
     app.add_middleware(SecurityHeaders)
     install_error_pages(app)
     return app
