@@ -3,8 +3,9 @@
 PTB talks to the Bot API through a :class:`telegram.request.BaseRequest`; its default is
 httpx. Under load httpx dominated a serving worker: 42% of the time a worker held the GIL was
 spent sending replies, much of it in httpcore's connection-pool bookkeeping, which grows with
-the number of concurrent requests (py-spy on `bench/serve_load.py`). aiohttp, which serves the
-webhook already, does the same requests for a fraction of that. Behaviour is PTB's: the same
+the number of concurrent requests (py-spy on `bench/serve_load.py`). aiohttp's client (the
+webhook itself is served by uvicorn since the web app joined it) does the same requests for
+a fraction of that. Behaviour is PTB's: the same
 timeouts, ``TimedOut`` for a timeout and ``NetworkError`` for any other transport failure (PTB
 turns HTTP error statuses into its own exceptions from the status and body returned here).
 """
