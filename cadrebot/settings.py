@@ -124,6 +124,13 @@ class Settings(BaseSettings):
         description="Messages all web-chat browsers behind one address may send per minute "
         "(a village office shares one address).",
     )
+    web_chat_concurrent_turns: int = Field(
+        default=4,
+        ge=1,
+        description="Web-chat messages a `cadrebot web` process works on at once; the rest "
+        "wait their turn. The work is CPU-bound (embedding the question): more at once than "
+        "a few per core makes each one slower.",
+    )
     upload_max_bytes: int = Field(
         default=10 * 1024 * 1024,
         ge=1,

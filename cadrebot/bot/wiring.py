@@ -15,14 +15,20 @@ from tqdm import tqdm
 
 from cadrebot.handlers.accounts import AccountDesk
 from cadrebot.handlers.admin import BuildLock, KnowledgeAdmin
+from cadrebot.handlers.case_board import CaseBoard
 from cadrebot.handlers.conversation import ConversationService
+from cadrebot.handlers.forms import default_registry
 from cadrebot.handlers.invites import RoleBook
+from cadrebot.handlers.knowledge_desk import KnowledgeDesk
 from cadrebot.handlers.ports import OfficeUnitOfWorkFactory, PolicyAnswerer
 from cadrebot.indexer.answers import AnswerComposer
 from cadrebot.indexer.builder import BuildReport, IndexBuilder
+from cadrebot.indexer.corrections import CorrectionFile
 from cadrebot.indexer.embedders import Embedder, create_embedder
 from cadrebot.indexer.folder import DocumentFolder
+from cadrebot.indexer.inspection import IndexInspection
 from cadrebot.indexer.lexicon import LEXICON_FILE
+from cadrebot.indexer.lexicon_file import LexiconFile
 from cadrebot.indexer.offers_file import load_offers, offers_path
 from cadrebot.indexer.places_file import load_places, places_path
 from cadrebot.indexer.published import PublishedIndex
@@ -136,6 +142,8 @@ class ConversationStack:
     service: ConversationService
     admin: KnowledgeAdmin
     accounts: AccountDesk
+    knowledge_desk: KnowledgeDesk
+    case_board: CaseBoard
 
     def open(self) -> None:
         """Build the index if this data dir has none, load it, open and migrate the database."""
@@ -144,6 +152,7 @@ class ConversationStack:
         self.database.open()
 
     def close(self) -> None:
+        self.knowledge_desk.jobs.close()  # a build records its version in the database
         self.database.close()
 
     def __enter__(self) -> Self:
@@ -202,4 +211,31 @@ def build_conversation_stack(
         offers=load_offers(offers_path(settings.knowledge_dir)),
     )
     accounts = AccountDesk(database.unit_of_work, places=places, clock=now)
-    return ConversationStack(settings, knowledge, database, service, admin, accounts)
+    # The admins' knowledge console: the loaded index in detail, corrections, the lexicon.
+    knowledge_desk = KnowledgeDesk(
+        admin,
+        IndexInspection(knowledge.searcher, settings.knowledge_dir, settings.catalog_path),
+        CorrectionFile(settings.knowledge_dir),
+        LexiconFile(settings.knowledge_dir / LEXICON_FILE),
+        answerer,
+        database.unit_of_work,
+        clock=now,
+    )
+    # The web case desk and dashboard: the same forms, places and clock as the chat's desk.
+    case_board = CaseBoard(
+        database.unit_of_work,
+        default_registry(),
+        places=places,
+        clock=now,
+        due_soon_days=settings.due_soon_days,
+    )
+    return ConversationStack(
+        settings,
+        knowledge,
+        database,
+        service,
+        admin,
+        accounts,
+        knowledge_desk=knowledge_desk,
+        case_board=case_board,
+    )

@@ -24,6 +24,8 @@ from typing import Protocol
 
 from cadrebot.handlers.commands import ADMINS, Command, CommandCall
 from cadrebot.handlers.ports import (
+    CORRECTIONS_FILE,
+    CURATED_DOC_ID,
     BuildProgress,
     BuildSummary,
     Feedback,
@@ -80,7 +82,8 @@ class RebuildOutcome:
         ]
         for label, names in (("新增", r.added), ("更新", r.changed), ("移除", r.removed)):
             if names:
-                lines.append(f"{label}：{'、'.join(names)}")
+                shown = ("管理员更正" if n == CURATED_DOC_ID else n for n in names)
+                lines.append(f"{label}：{'、'.join(shown)}")
         return "\n".join(lines)
 
 
@@ -195,7 +198,8 @@ class KnowledgeAdmin:
                 f"   文件：{name}  版本：{doc.content_hash[:8]}  "
                 f"段数：{doc.chunks}"
             )
-        gone = sorted(set(by_source) - set(files))
+        # The corrections are indexed from their own file, which is no document.
+        gone = sorted(set(by_source) - set(files) - {CORRECTIONS_FILE})
         for name in gone:
             lines.append(f"· {name}：文件已删除，仍在索引中（发送 /reload 更新索引）")
         history = uow.kb_versions.recent(3)

@@ -403,6 +403,9 @@ class Citation:
     region: str = ""
     responsible: str = ""
     chunk_id: str = ""
+    # An admin's correction (a curated passage): ``doc_title`` is 县乡村振兴局解答，<date>
+    # and ``section`` the source the admin gave.
+    curated: bool = False
 
     def to_json(self) -> dict[str, JSONValue]:
         return {
@@ -418,7 +421,10 @@ class Citation:
         }
 
     def label(self) -> str:
-        """文件标题（文号）› 章节 › 条目 — the way a cadre quotes it."""
+        """文件标题（文号）› 章节 › 条目 — the way a cadre quotes it; a correction as
+        县乡村振兴局解答，<date>（依据：<source>）."""
+        if self.curated:
+            return f"{self.doc_title}（依据：{self.section}）" if self.section else self.doc_title
         title = f"《{self.doc_title}》" + (f"（{self.doc_number}）" if self.doc_number else "")
         return f"{title} › {self.section}" if self.section else title
 
@@ -639,6 +645,26 @@ class ExchangeRecords(ExchangeLog, Protocol):
         """The most frequent questions the knowledge base had no answer to, with counts."""
         ...
 
+    def question_log(
+        self, view: QuestionView, *, limit: int = 20, offset: int = 0
+    ) -> QuestionLogPage:
+        """Policy questions (``qa`` and ``form_qa``) of ``view``, newest first, one page."""
+        ...
+
+
+class QuestionView(StrEnum):
+    """Which logged questions the admins' conversation log shows."""
+
+    ALL = "all"
+    UNANSWERED = "unanswered"  # the knowledge base had no answer (found is false)
+    THUMBS_DOWN = "thumbs_down"  # rated 👎
+
+
+@dataclass(frozen=True)
+class QuestionLogPage:
+    items: Sequence[LoggedExchange]  # newest first
+    total: int  # matching questions in all pages
+
 
 @dataclass(frozen=True)
 class KbVersion:
@@ -681,6 +707,92 @@ class OfficeUnitOfWorkFactory(Protocol):
     def __call__(self, *, read_only: bool = False) -> OfficeUnitOfWork:
         """A new unit of work; ``read_only`` as for :class:`UnitOfWorkFactory`."""
         ...
+
+
+# --------------------------------------------------------------------------- case board
+# The web case desk (handlers/case_board.py) filters, counts and pages in the database: with
+# 100,000 cases nothing may be loaded whole into Python.
+
+
+@dataclass(frozen=True)
+class OpenDue:
+    """A due date that still matters: ``name`` on a case of ``case_type`` in ``status``
+    (from the workflows' ``open_dues``)."""
+
+    case_type: str
+    status: str
+    name: str
+
+
+@dataclass(frozen=True)
+class DueWindow:
+    """An open due date (one of ``open_dues``) on or after ``start`` and before ``end``
+    (either bound may be None)."""
+
+    open_dues: frozenset[OpenDue]
+    start: date | None = None
+    end: date | None = None
+
+
+@dataclass(frozen=True)
+class CaseSearch:
+    """A case list filter: ``scope`` (access and the simple filters) and all of the rest."""
+
+    scope: CaseQuery
+    text: str | None = None  # a substring of the case number or of the applicant's name
+    name_fields: tuple[str, ...] = ()  # the case fields that hold the applicant's name
+    filed_from: datetime | None = None  # inclusive
+    filed_before: datetime | None = None  # exclusive
+    due: DueWindow | None = None
+
+
+@dataclass(frozen=True)
+class DueEntry:
+    """One open due date of a case, with what a list of them shows of the case."""
+
+    number: str
+    case_type: str
+    status: str
+    township: str
+    village: str
+    name: str
+    due_on: date
+
+
+class CaseBoardRepository(CaseRepository, Protocol):
+    def search(self, search: CaseSearch, *, limit: int, offset: int) -> CasePage:
+        """One page of the matching cases (newest submitted first) and their total."""
+        ...
+
+    def status_counts(self, search: CaseSearch) -> Sequence[tuple[str, str, int]]:
+        """``(case_type, status, count)`` of the matching cases."""
+        ...
+
+    def township_counts(self, search: CaseSearch) -> Sequence[tuple[str | None, int]]:
+        """``(township_id, count)`` of the matching cases (None: unassigned)."""
+        ...
+
+    def due_entries(
+        self, search: CaseSearch, window: DueWindow, *, limit: int
+    ) -> tuple[Sequence[DueEntry], int]:
+        """The first ``limit`` open due dates of matching cases inside ``window`` (soonest
+        first, then by case number) and how many there are in all."""
+        ...
+
+    def weekly_counts(
+        self,
+        search: CaseSearch,
+        bounds: Sequence[datetime],
+        closing: frozenset[tuple[str, str]],
+    ) -> tuple[list[int], list[int]]:
+        """Per period ``[bounds[i], bounds[i+1])``: matching cases filed, and matching cases
+        that entered a closing ``(case_type, status)``."""
+        ...
+
+
+class CaseBoardUnitOfWork(OfficeUnitOfWork, Protocol):
+    @property
+    def cases(self) -> CaseBoardRepository: ...
 
 
 # --------------------------------------------------------------------------- knowledge base
@@ -798,4 +910,149 @@ class KnowledgeFolder(Protocol):
 
     def remove(self, file_name: str) -> None:
         """Delete a document (one of :meth:`document_names`) and its catalog entry."""
+        ...
+
+
+# --------------------------------------------------------------------------- knowledge console
+# What the admins' knowledge console (handlers/knowledge_desk.py) reads beyond the
+# administration's ports: the loaded index in detail, the corrections and the lexicon file.
+# The indexer implements them (inspection.py, corrections.py, lexicon_file.py).
+
+CORRECTIONS_FILE = "corrections.toml"
+"""The admins' corrections, kept in the knowledge folder and indexed as a curated document."""
+CURATED_LABEL = "县乡村振兴局解答"
+"""How an answer cites a correction: 县乡村振兴局解答，<the date it was written>."""
+CURATED_DOC_ID = "curated:corrections"
+"""The corrections' document id in the index (a colon is never in an uploaded file's name)."""
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """One document of the knowledge folder and of the index version answering now."""
+
+    doc_id: str  # the file name without suffix (the curated document: see ``curated``)
+    source: str  # file name in the knowledge folder
+    title: str
+    doc_number: str
+    level: str
+    region: str
+    date: str
+    chunks: int  # passages in the loaded index (0: not indexed)
+    indexed: bool  # in the loaded index version
+    in_folder: bool  # False: deleted from the folder, in the index until the next build
+    curated: bool = False  # the admins' corrections
+
+
+@dataclass(frozen=True)
+class IndexDescription:
+    version: str | None  # the version answering now (None: no index loaded)
+    built_at: datetime | None
+    chunk_count: int
+    documents: tuple[DocumentInfo, ...]
+
+
+@dataclass(frozen=True)
+class ChunkInfo:
+    """A passage as the indexer split it."""
+
+    chunk_id: str
+    position: int
+    kind: str  # "item", "paragraph", "table_row", "heading"
+    section: tuple[str, ...]  # heading path, outermost first
+    responsible: str  # 责任单位 the item names
+    text: str
+    cells: tuple[tuple[str, str], ...] = ()  # a table row: (column header, value) pairs
+    part: str = ""  # "2/3": the second of three passages a long item was split into
+
+
+@dataclass(frozen=True)
+class PassageHit:
+    """A passage a hit test found, with every score the search computed."""
+
+    doc_id: str
+    doc_title: str
+    doc_number: str
+    section: str
+    text: str
+    chunk_id: str
+    score: float  # the final ranking score: fused rank score + sentence rerank
+    dense: float  # cosine of question and passage
+    lexical: float  # BM25
+    coverage: float  # idf-weighted share of the question's terms the passage carries
+    best_sentence: float  # the best single sentence's score (what the answer quotes)
+    curated: bool = False
+
+
+class IndexInspector(Protocol):
+    """The index version answering now, as the admins' console shows it."""
+
+    def describe(self) -> IndexDescription: ...
+
+    def chunks(self, doc_id: str) -> Sequence[ChunkInfo] | None:
+        """The document's passages in order; None for a document the index does not hold."""
+        ...
+
+    def passages(self, query: str, top_k: int = 5) -> Sequence[PassageHit]: ...
+
+
+@dataclass(frozen=True)
+class Correction:
+    """An admin's answer to a question the knowledge base answered wrongly or not at all."""
+
+    id: str
+    question: str
+    answer: str
+    source: str  # what the answer rests on, as the admin wrote it (plain text)
+    author: str
+    written: date  # when it was written or last edited: cited as 县乡村振兴局解答，<date>
+
+
+class CorrectionStore(Protocol):
+    """The corrections file (shared by every process through the knowledge folder)."""
+
+    def list_all(self) -> Sequence[Correction]:
+        """Oldest first."""
+        ...
+
+    def get(self, correction_id: str) -> Correction | None: ...
+
+    def add(
+        self, question: str, answer: str, source: str, author: str, written: date
+    ) -> Correction:
+        """Store a new correction under a fresh id."""
+        ...
+
+    def replace(self, correction: Correction) -> None:
+        """Overwrite the correction of that id; :class:`NotFoundError` for an unknown id."""
+        ...
+
+    def remove(self, correction_id: str) -> Correction:
+        """Delete it and hand it back; :class:`NotFoundError` for an unknown id."""
+        ...
+
+
+@dataclass(frozen=True)
+class LexiconEntry:
+    """One everyday phrase of the lexicon and the policy terms it stands for."""
+
+    table: str  # "everyday.<area>" or "abbreviations"
+    phrase: str
+    terms: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LexiconText:
+    """The lexicon file as written, and its entries."""
+
+    text: str
+    entries: tuple[LexiconEntry, ...]
+    problem: str = ""  # why the file as it is does not validate (Chinese); "" when it does
+
+
+class LexiconStore(Protocol):
+    def read(self) -> LexiconText: ...
+
+    def save(self, text: str) -> LexiconText:
+        """Validate and write the file atomically; :class:`KnowledgeError` (Chinese, says
+        where) and nothing written when it does not validate."""
         ...

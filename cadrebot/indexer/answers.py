@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from cadrebot.handlers.ports import NOT_FOUND_TEXT, Citation, PolicyAnswer
+from cadrebot.indexer.corrections import CorrectionIndex, curated_title, is_curated
 from cadrebot.indexer.sentences import (
     QuestionShape,
     amount_phrase,
@@ -161,6 +162,7 @@ class AnswerComposer:
     def __init__(self, retriever: Retriever, policy: AnswerPolicy | None = None) -> None:
         self._retriever = retriever
         self.policy = policy or AnswerPolicy()
+        self._curated: tuple[str, CorrectionIndex] | None = None  # per index version
 
     def answer(self, question: str) -> PolicyAnswer:
         started = time.perf_counter()
@@ -177,11 +179,15 @@ class AnswerComposer:
         version = self._retriever.version
         if not question:
             return PolicyAnswer(question, False, "请输入要查询的政策问题。", kb_version=version)
+        hits = list(self._retriever.search(question, top_k=self.policy.top_k))
+        searched += [h.chunk for h in hits]
+        # An admin's correction written for this very question wins over everything else.
+        corrected = self._corrected(question, hits)
+        if corrected is not None:
+            return corrected
         sides = comparison_sides(question, self._retriever.place_names(question))
         if len(sides) >= 2:
             return self._compare(question, sides, searched)
-        hits = list(self._retriever.search(question, top_k=self.policy.top_k))
-        searched += [h.chunk for h in hits]
         # Lists of a section's parts and 责任单位 are read off the structure (indexer/structured).
         structured = answer_structured(question, self._retriever, hits)
         if structured is not None:
@@ -209,6 +215,33 @@ class AnswerComposer:
         citations = [self._cite(h) for h in used]
         citations += [self._cite(h) for h in hits if h not in used][:2]
         return PolicyAnswer(question, True, body, citations, kb_version=version)
+
+    def _corrections(self) -> CorrectionIndex:
+        """The admins' corrections in the version answering now (indexer/corrections.py)."""
+        index = getattr(self._retriever, "index", None)  # HybridSearcher's loaded version
+        if index is None:
+            return CorrectionIndex(())
+        cached = self._curated
+        if cached is None or cached[0] != index.name:
+            cached = (index.name, CorrectionIndex(index.chunks))
+            self._curated = cached
+        return cached[1]
+
+    def _corrected(self, question: str, hits: Sequence[Hit]) -> PolicyAnswer | None:
+        """The correction written for ``question``, verbatim, cited as 县乡村振兴局解答; the
+        documents' passages found are its further sources."""
+        chunk = self._corrections().match(question, self._retriever.place_names)
+        if chunk is None:
+            return None
+        score = next((h.score for h in hits if h.chunk.chunk_id == chunk.chunk_id), 0.0)
+        others = [self._cite(h) for h in hits if not is_curated(h.chunk)][:2]
+        return PolicyAnswer(
+            question,
+            True,
+            _truncate(chunk.text, MAX_BODY_CHARS),
+            [_cite_correction(chunk, score), *others],
+            kb_version=self._retriever.version,
+        )
 
     def _suggestions(
         self, question: str, answer: PolicyAnswer, candidates: Sequence[Chunk]
@@ -305,9 +338,11 @@ class AnswerComposer:
 
     def _other_level(self, question: str, hits: list[Hit]) -> Hit | None:
         best = hits[0]
+        if is_curated(best.chunk):  # a correction belongs to no level
+            return None
         want_province = best.meta.level != "省"
         for hit in hits[1:]:
-            if (hit.meta.level == "省") != want_province:
+            if is_curated(hit.chunk) or (hit.meta.level == "省") != want_province:
                 continue
             if hit.score < self.policy.second_level_ratio * best.score:
                 return None
@@ -362,6 +397,8 @@ class AnswerComposer:
 
     @staticmethod
     def _cite(hit: Hit) -> Citation:
+        if is_curated(hit.chunk):
+            return _cite_correction(hit.chunk, hit.score)
         return Citation(
             doc_title=hit.meta.title,
             doc_number=hit.meta.doc_number,
@@ -373,3 +410,16 @@ class AnswerComposer:
             responsible=hit.chunk.responsible,
             chunk_id=hit.chunk.chunk_id,
         )
+
+
+def _cite_correction(chunk: Chunk, score: float) -> Citation:
+    """县乡村振兴局解答，<date>（依据：<source>）: how an answer cites an admin's correction."""
+    return Citation(
+        doc_title=curated_title(chunk),
+        doc_number="",
+        section=chunk.extra.get("source", ""),
+        text=chunk.text,
+        score=score,
+        chunk_id=chunk.chunk_id,
+        curated=True,
+    )

@@ -13,8 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from cadrebot.handlers.ports import CURATED_DOC_ID
 from cadrebot.indexer.catalog import load_document, read_catalog
 from cadrebot.indexer.chunking import chunk_document
+from cadrebot.indexer.corrections import corrections_document, curated_chunks, is_curated
 from cadrebot.indexer.embedders import Embedder, Vectors, cache_key, describe, manifest_matches
 from cadrebot.indexer.loaders import SUPPORTED_SUFFIXES
 from cadrebot.indexer.sentences import split_sentences
@@ -46,10 +48,16 @@ def index_text(meta: DocumentMeta, chunk: Chunk) -> str:
     The title and heading path make "信丰县 …" or "产业帮扶 …" questions match the right
     document and section even when the passage itself never names them.
     """
-    head = meta.title
-    if chunk.section:
-        head += " › " + chunk.section_label()
-    return f"{head}\n{chunk.text}"
+    return f"{location(meta, chunk)}\n{chunk.text}"
+
+
+def location(meta: DocumentMeta, chunk: Chunk) -> str:
+    """Title › headings; an admin's correction stands under its question, as a passage
+    stands under its headings (so the question finds it)."""
+    parts = [meta.title, *chunk.section]
+    if is_curated(chunk):
+        parts.append(chunk.extra.get("question", ""))
+    return " › ".join(p for p in parts if p)
 
 
 def text_hash(text: str) -> str:
@@ -101,7 +109,11 @@ class IndexBuilder:
 
     def load_documents(self) -> list[Document]:
         catalog = read_catalog(self._settings.catalog_path)
-        return [load_document(p, catalog) for p in discover_documents(self._settings.knowledge_dir)]
+        knowledge_dir = self._settings.knowledge_dir
+        documents = [load_document(p, catalog) for p in discover_documents(knowledge_dir)]
+        # The admins' corrections, a curated document of their own (indexer/corrections.py).
+        curated = corrections_document(knowledge_dir)
+        return documents if curated is None else [*documents, curated]
 
     def build(
         self, *, rebuild: bool = False, progress: ProgressCallback | None = None
@@ -145,7 +157,8 @@ class IndexBuilder:
         texts: list[str] = []
         metas = {d.meta.doc_id: d.meta for d in documents}
         for doc in documents:
-            for chunk in chunk_document(doc):
+            split = curated_chunks if doc.meta.doc_id == CURATED_DOC_ID else chunk_document
+            for chunk in split(doc):
                 chunks.append(chunk)
                 texts.append(index_text(doc.meta, chunk))
         vectors, embedded = self._embed_with_cache(texts, progress)
@@ -198,7 +211,10 @@ class IndexBuilder:
         return manifest, None
 
     def sentence_tokens(self, meta: DocumentMeta, chunk: Chunk) -> tuple[str, list[str]]:
-        where = " ".join(self._tokenizer.tokens(f"{meta.title} {chunk.section_label()}"))
+        place = f"{meta.title} {chunk.section_label()}"
+        if is_curated(chunk):
+            place += " " + chunk.extra.get("question", "")
+        where = " ".join(self._tokenizer.tokens(place))
         return where, [" ".join(self._tokenizer.tokens(s)) for s in split_sentences(chunk.text)]
 
     def _embed_with_cache(

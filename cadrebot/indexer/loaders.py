@@ -28,14 +28,31 @@ class UnsupportedDocumentError(DocumentLoadError):
         self.path = path
 
 
+_TEXT_CONTROLS = frozenset("\t\n\r\f\v")
+
+
+def _looks_binary(text: str) -> bool:
+    """Control characters a text file does not contain: an image or a program renamed
+    .txt (GB18030 decodes many byte strings, so decoding alone does not tell)."""
+    sample = text[:20000]
+    controls = sum(1 for ch in sample if ch < " " and ch not in _TEXT_CONTROLS)
+    return "\x00" in sample or controls > len(sample) // 100
+
+
 def _decode(data: bytes, path: Path) -> str:
     # utf-8-sig also reads plain UTF-8; GB18030 covers GBK/GB2312 files saved by Chinese
     # Windows tools, which are common for government documents.
     for encoding in ("utf-8-sig", "gb18030"):
         try:
-            return data.decode(encoding)
+            text = data.decode(encoding)
         except UnicodeDecodeError:
             continue
+        if _looks_binary(text):
+            raise DocumentLoadError(
+                f"无法读取文件“{path.name}”：文件内容不是文字（可能是改了扩展名的其他文件），"
+                "请上传文本、Word 或 PDF 文件。"
+            )
+        return text
     raise DocumentLoadError(
         f"无法读取文件“{path.name}”：文字编码无法识别，请另存为 UTF-8 编码的文本文件后重试。"
     )

@@ -188,6 +188,7 @@ class CaseRow(Base):
         Index(None, "township_id", "village_id", "status"),
         Index(None, "submitter_id"),
         Index(None, "submitted_at"),
+        Index(None, "status", "case_type"),  # counts by status, open due dates (case board)
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -232,7 +233,11 @@ class CaseEventRow(Base):
     """Append-only history of a case; rows are never updated (enforced by a mapper hook)."""
 
     __tablename__ = "case_events"
-    __table_args__ = (Index(None, "case_id", "at"),)
+    __table_args__ = (
+        Index(None, "case_id", "at"),
+        # Cases closed per week (the case board), read from the index alone.
+        Index(None, "to_status", "at", "case_id", "from_status"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
