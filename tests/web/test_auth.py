@@ -222,3 +222,12 @@ def test_an_oversized_body_is_refused_before_it_is_read(
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
     assert streamed.status_code == 413
+
+
+def test_the_navigation_shows_the_pages_of_the_role(web_client: Maker) -> None:
+    cadre = web_client().get("/logout").text
+    admin = web_client(role="admin", township=None).get("/logout").text
+    for path in ("/cases", "/dashboard"):
+        assert f'href="{path}"' in cadre and f'href="{path}"' in admin
+    for path in ("/knowledge", "/log", "/users"):
+        assert f'href="{path}"' not in cadre and f'href="{path}"' in admin

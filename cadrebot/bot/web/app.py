@@ -37,15 +37,7 @@ FEATURE_ROUTERS = (auth, cases, dashboard, knowledge, log, users, chat)
 
 def desk_pages(stack: ConversationStack) -> list[DeskPage]:
     """The console's pages, as the features declare them (navigation order)."""
-    pages: list[DeskPage] = []
-    for desk in (
-        getattr(stack, "case_board", None),
-        getattr(stack, "knowledge_desk", None),
-        stack.accounts,
-    ):
-        if desk is not None:
-            pages += desk.pages()
-    return pages
+    return [*stack.case_board.pages(), *stack.knowledge_desk.pages(), *stack.accounts.pages()]
 
 
 def web_context_of(
