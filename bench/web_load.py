@@ -4,7 +4,8 @@ A fresh PostgreSQL schema is filled with --cases cases spread over the place reg
 townships (bulk inserts with SQLAlchemy Core: cases as the forms file them, moved along
 their workflows with the due dates the workflows set, and their histories); --cadres cadre
 accounts are created through the accounts desk, one jurisdiction each. `cadrebot web` then
-runs in a child process (uvicorn, one process) and --cadres logged-in cadres browse at once
+runs in a child process (uvicorn, one process; or with --workers N `cadrebot serve --workers N`,
+which carries the same web app on N processes) and --cadres logged-in cadres browse at once
 (httpx AsyncClient, one cookie jar each), each in a loop:
 
 * the case list, filtered (status, overdue, due soon, case type, a name or number typed) and
@@ -15,7 +16,7 @@ runs in a child process (uvicorn, one process) and --cadres logged-in cadres bro
 with a think time between pages (exponential, mean --think seconds; 0 = as fast as
 possible). Reported: p50/p95/max per page against the targets (list ≤ 150 ms, case page
 ≤ 100 ms, dashboard ≤ 300 ms at p95), and the same pages for one county admin (every case)
-measured alone afterwards. Results go to bench/results/web_load-<date>.json and .md.
+measured alone afterwards. Results go to bench/results/web_load-<date>T<time>.json and .md.
 
     TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test \\
         .venv/bin/python bench/web_load.py [--cases 100000] [--cadres 50] [--rounds 20]
@@ -33,8 +34,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as day_time
@@ -63,8 +66,8 @@ from cadrebot.storage.models import (  # noqa: E402
     UserRow,
 )
 from tests.support.database import private_schema  # noqa: E402
-from tests.support.fake_telegram import free_port  # noqa: E402
-from tests.support.processes import bot_env  # noqa: E402
+from tests.support.fake_telegram import FakeTelegram, free_port  # noqa: E402
+from tests.support.processes import bot_env, spawn_serve  # noqa: E402
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PASSWORD = "bench-password-1"
@@ -289,9 +292,9 @@ def create_accounts(
 
 
 def cpu_seconds(web_pid: int) -> dict[str, float]:
-    """CPU seconds used so far (Linux /proc) by the web process and by the PostgreSQL server
-    processes on this machine; busy CPU per request is steadier than latency on a machine
-    shared with other work."""
+    """CPU seconds used so far (Linux /proc) by the web server (with its worker processes)
+    and by the PostgreSQL server processes on this machine: busy CPU per request is steadier
+    than latency on a machine shared with other work."""
     ticks = os.sysconf("SC_CLK_TCK")
     web = database = 0.0
     for pid in os.listdir("/proc"):
@@ -304,7 +307,7 @@ def cpu_seconds(web_pid: int) -> dict[str, float]:
         name = stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2 :].split()
         used = (int(fields[11]) + int(fields[12])) / ticks
-        if int(pid) == web_pid:
+        if web_pid in (int(pid), int(fields[1])):  # the server and its worker processes
             web += used
         elif name == "postgres":
             database += used
@@ -409,19 +412,75 @@ async def browse(
                 numbers = _NUMBER.findall(response.text) or numbers
 
 
-def wait_ready(port: int, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    """Until /healthz answers 200 (the first start also builds the index); the log's tail
-    if the process died or took over ten minutes."""
+def wait_ready(port: int, workers: int, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    """Until /healthz answers 200 from every worker (the first start also builds the index);
+    the log's tail if the server died or took over ten minutes."""
     deadline = time.monotonic() + 600
+    ready: set[object] = set()
     with httpx.Client() as client:
         while time.monotonic() < deadline and process.poll() is None:
             try:
-                if client.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    return
+                # A new connection each time, so that every worker gets asked.
+                response = client.get(
+                    f"http://127.0.0.1:{port}/healthz", headers={"Connection": "close"}
+                )
+                if response.status_code == 200:
+                    ready.add(response.json().get("worker", {}).get("pid", "web"))
+                    if len(ready) >= workers:
+                        return
             except httpx.HTTPError:
                 pass
-            time.sleep(0.5)
+            time.sleep(0.2)
     raise RuntimeError(log_path.read_text(errors="replace")[-3000:])
+
+
+class FakeBotApi:
+    """The test suite's fake Telegram Bot API in a thread of its own: `cadrebot serve` asks it
+    who the bot is at start (nothing else happens on it here)."""
+
+    def __init__(self) -> None:
+        self.fake = FakeTelegram()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def __enter__(self) -> FakeTelegram:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.fake.start(), self._loop).result(timeout=30)
+        return self.fake
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.fake.stop(), self._loop).result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+
+
+def spawn_server(
+    args: argparse.Namespace, url: str, port: int, log_path: Path, stack: ExitStack
+) -> subprocess.Popen[bytes]:
+    """`cadrebot web` (one process), or with --workers N `cadrebot serve --workers N`, which
+    carries the same web app beside the Telegram webhook (a fake Bot API here)."""
+    settings: dict[str, object] = {
+        "data_dir": args.data_dir,
+        "knowledge_dir": args.knowledge,
+        "database_url": url,
+    }
+    if not args.workers:
+        with log_path.open("wb") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "cadrebot.bot.cli", "web", "--port", str(port)],
+                env=bot_env(**settings),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+    fake = stack.enter_context(FakeBotApi())
+    env = bot_env(
+        **settings,
+        telegram_bot_token=fake.token,
+        telegram_api_url=fake.api_url,
+        telegram_webhook_secret="bench-secret",
+        telegram_webhook_listen="127.0.0.1",
+    )
+    return spawn_serve(env, workers=args.workers, port=port, log_path=log_path)
 
 
 async def run_load(
@@ -489,8 +548,8 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"{result['cases']} cases ({result['events']} events, {result['due_dates']} due "
         f"dates) over {result['townships']} townships, filled in {result['fill_s']} s; "
-        f"PostgreSQL {result['postgres']}; {result['cores']} cores; `cadrebot web` "
-        "(uvicorn, one process).",
+        f"PostgreSQL {result['postgres']}; {result['cores']} cores; `{result['server']}` "
+        "(uvicorn).",
         "",
         f"{load['concurrent_cadres']} logged-in cadres at once, {load['rounds_per_cadre']} "
         f"rounds of list → case → dashboard each, think time exponential with mean "
@@ -542,26 +601,22 @@ def run(args: argparse.Namespace) -> int:
                 version = connection.exec_driver_sql("SHOW server_version").scalar_one()
         finally:
             engine.dispose()
-        print(f"filled in {filled.seconds:.1f} s; starting cadrebot web", flush=True)
+        server = f"serve --workers {args.workers}" if args.workers else "web"
+        print(f"filled in {filled.seconds:.1f} s; starting cadrebot {server}", flush=True)
         port = free_port()
-        env = bot_env(data_dir=args.data_dir, knowledge_dir=args.knowledge, database_url=url)
         log_path = Path(tempfile.gettempdir()) / "web-load.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "cadrebot.bot.cli", "web", "--port", str(port)],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            wait_ready(port, process, log_path)
-            load = asyncio.run(run_load(f"http://127.0.0.1:{port}", accounts, args, process.pid))
-        finally:
-            process.terminate()
+        with ExitStack() as stack:
+            process = spawn_server(args, url, port, log_path, stack)
             try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+                wait_ready(port, max(args.workers, 1), process, log_path)
+                base = f"http://127.0.0.1:{port}"
+                load = asyncio.run(run_load(base, accounts, args, process.pid))
+            finally:
+                process.terminate()
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
     result = {
         "started": now.isoformat(timespec="seconds"),
         "cases": filled.cases,
@@ -571,10 +626,11 @@ def run(args: argparse.Namespace) -> int:
         "fill_s": round(filled.seconds, 1),
         "postgres": str(version),
         "cores": os.cpu_count(),
+        "server": f"cadrebot serve --workers {args.workers}" if args.workers else "cadrebot web",
         "load": load,
     }
     print(json.dumps(load, ensure_ascii=False, indent=2))
-    stem = args.out / f"web_load-{now:%Y-%m-%d}"
+    stem = args.out / f"web_load-{now:%Y-%m-%dT%H%M}"
     stem.with_suffix(".json").write_text(
         json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8"
     )
@@ -591,6 +647,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=20, help="list → case → dashboard")
     parser.add_argument("--admin-rounds", type=int, default=10)
     parser.add_argument("--think", type=float, default=1.0, help="mean seconds between pages")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="0: `cadrebot web` (one process); N: `cadrebot serve --workers N` (the same app)",
+    )
     parser.add_argument("--knowledge", type=Path, default=REPO / "knowledge")
     parser.add_argument(
         "--data-dir", type=Path, default=REPO / "var" / "bench-web-load", help="index (reused)"

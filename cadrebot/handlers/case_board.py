@@ -373,11 +373,13 @@ class CaseBoard:
             township = self._places.township(actor.township_id)
             townships = (Choice(township.id, township.label),) if township else ()
         villages: tuple[Choice, ...] = ()
-        if township is not None and (actor.role is Role.ADMIN or actor.village_id is None):
-            villages = tuple(Choice(v.id, v.name) for v in township.villages)
-        elif township is not None:
+        if township is not None:
+            # A village cadre's own village only (none if it is not registered).
+            village_cadre = actor.role is Role.CADRE and actor.village is not None
             villages = tuple(
-                Choice(v.id, v.name) for v in township.villages if v.id == actor.village_id
+                Choice(v.id, v.name)
+                for v in township.villages
+                if not village_cadre or v.id == actor.village_id
             )
         return FilterChoices(statuses, types, townships, villages)
 
@@ -408,23 +410,20 @@ class CaseBoard:
             township_id = None
         village_id = one("village") or None
         if village_id is not None:
-            township = self._places.township(township_id)
-            if township is None or all(v.id != village_id for v in township.villages):
-                # A village means nothing without its township (and must be in it).
-                if township is None:
-                    township = next(
-                        (
-                            t
-                            for t in self._places.townships()
-                            if any(v.id == village_id for v in t.villages)
-                        ),
-                        None,
-                    )
-                if township is None or township_id not in (None, township.id):
-                    problems.append("忽略了地名册中没有的村。")
-                    village_id = None
-                else:
-                    township_id = township.id
+            # A village stands for its township too; one outside the township asked is dropped.
+            home = next(
+                (
+                    t
+                    for t in self._places.townships()
+                    if any(v.id == village_id for v in t.villages)
+                ),
+                None,
+            )
+            if home is None or township_id not in (None, home.id):
+                problems.append("忽略了地名册中没有的村。")
+                village_id = None
+            else:
+                township_id = home.id
         due_within: int | None = None
         raw_due = one("due_within")
         if raw_due:

@@ -504,10 +504,9 @@ def _const(column: ColumnElement[Any], value: object) -> BindParameter[Any]:
     return bindparam(None, value, type_=column.type, literal_execute=True)
 
 
-def _const_in(column: ColumnElement[Any], values: Iterable[object]) -> ColumnElement[bool]:
-    listed = sorted(values)  # type: ignore[type-var]
+def _const_in(column: ColumnElement[Any], values: Iterable[str]) -> ColumnElement[bool]:
     return column.in_(
-        bindparam(None, listed, type_=column.type, expanding=True, literal_execute=True)
+        bindparam(None, sorted(values), type_=column.type, expanding=True, literal_execute=True)
     )
 
 

@@ -525,3 +525,20 @@ def test_pages_are_declared_for_staff(world: World) -> None:
         ("/cases", True, False),
         ("/dashboard", True, False),
     ]
+
+
+def test_the_filter_form_offers_each_actor_their_own_places(world: World) -> None:
+    cadre = world.board.choices(world.people["cadre"])
+    assert [c.value for c in cadre.townships] == [DATANGBU]
+    village = world.board.choices(world.people["longjing"])
+    assert [c.value for c in village.townships] == [TANDONG]
+    assert [c.value for c in village.villages] == [LONGJING]
+    admin = world.board.choices(world.people["admin"], CaseFilter(township_id=TANDONG))
+    assert len(admin.townships) == len(SHIPPED_PLACES.townships()) + 1
+    assert admin.townships[-1].value == UNASSIGNED
+    assert LONGJING in [c.value for c in admin.villages]
+    assert [c.value for c in admin.case_types] == ["risk_report", "subsidy"]
+    # A village outside the township asked for is dropped, with a word.
+    mixed = world.board.parse_filter({"township": [JIADING], "village": [LONGJING]})
+    assert (mixed.filter.township_id, mixed.filter.village_id) == (JIADING, None)
+    assert mixed.problems

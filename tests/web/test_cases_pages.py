@@ -239,8 +239,13 @@ def test_only_an_admin_reveals_an_id_and_it_is_audited(
     assert "显示完整身份证号" in page.text and VALID_ID not in page.text
     revealed = post(admin, f"/cases/{number}/reveal")
     assert revealed.status_code == 200 and VALID_ID in revealed.text
+    exported = post(admin, "/cases/export.xlsx?type=risk_report")
+    assert exported.status_code == 200
+    sheet = load_workbook(io.BytesIO(exported.content))["防返贫风险申报"]
+    assert VALID_ID in [str(c.value) for row in sheet.iter_rows() for c in row]
     with web_stack.database.unit_of_work(read_only=True) as uow:
-        assert [e.subject for e in uow.audit.recent(10, actions=["id_revealed"])] == [number]
+        revealed_events = uow.audit.recent(10, actions=["id_revealed"])
+    assert [e.subject for e in revealed_events] == ["export", number]
 
 
 @pytest.mark.parametrize("url", ["/cases", "/cases/FX-2026-000001", "/cases/export.xlsx"])
