@@ -52,8 +52,8 @@ sys.path.insert(0, str(REPO))
 from cadrebot.handlers.conversation import APOLOGY  # noqa: E402
 from tests.support.chunks import seed_corpus  # noqa: E402
 from tests.support.database import private_schema, sqlite_file_url  # noqa: E402
-from tests.support.fake_telegram import free_port  # noqa: E402
-from tests.support.processes import bot_env  # noqa: E402
+from tests.support.fake_telegram import FakeTelegram, free_port  # noqa: E402
+from tests.support.processes import bot_env, spawn_serve  # noqa: E402
 
 TARGET_P95_MS = 80.0
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -211,26 +211,41 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 # --------------------------------------------------------------------------- the server
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a live process (Linux /proc)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(root: int) -> float:
+    """User + system CPU seconds of a live process and its children (Linux /proc): the
+    server, or `cadrebot serve`'s supervisor and its workers."""
+    total = 0.0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(pid) == root or int(fields[1]) == root:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
-def wait_ready(port: int, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    """Until /healthz answers 200 (a first start also builds the index); the log's tail if
-    the process died or took over ten minutes."""
+async def wait_ready(
+    port: int, workers: int, process: subprocess.Popen[bytes], log_path: Path
+) -> None:
+    """Until every worker answered /healthz (a first start also builds the index; a new
+    connection each time, so the kernel hands them to every worker)."""
     deadline = time.monotonic() + 600
-    with httpx.Client() as client:
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                if client.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-    raise RuntimeError(log_path.read_text(errors="replace")[-3000:])
+    ready: set[object] = set()
+    while len(ready) < workers:
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError(f"the server did not become ready: see {log_path}")
+        try:
+            async with httpx.AsyncClient() as client:
+                response = await client.get(f"http://127.0.0.1:{port}/healthz")
+            if response.status_code == 200:
+                ready.add(response.json().get("worker", {}).get("pid", "web"))
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(0.2)
 
 
 def _profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
@@ -239,7 +254,7 @@ def _profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
         [
             shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
             *("record", "--pid", str(pid), "--rate", "200", "--format", "raw"),
-            *("--output", str(out), "--threads", "--nonblocking"),
+            *("--output", str(out), "--threads", "--nonblocking", "--subprocesses"),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -259,7 +274,21 @@ def exchanges_logged(database_url: str) -> int:
         engine.dispose()
 
 
-def serve_and_load(args: argparse.Namespace, database_url: str, asked: list[str]) -> dict[str, Any]:
+def _spawn(args: argparse.Namespace, env: dict[str, str], port: int, log_path: Path) -> Any:
+    if args.server == "serve":
+        return spawn_serve(env, workers=args.workers, port=port, log_path=log_path)
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "cadrebot.bot.cli", "web", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def serve_and_load(
+    args: argparse.Namespace, database_url: str, asked: list[str]
+) -> dict[str, Any]:
     port = free_port()
     env = bot_env(
         data_dir=args.data_dir,
@@ -268,20 +297,28 @@ def serve_and_load(args: argparse.Namespace, database_url: str, asked: list[str]
         web_chat_messages_per_minute=1_000_000,
         web_chat_messages_per_minute_per_address=1_000_000,
     )
+    telegram: FakeTelegram | None = None
+    if args.server == "serve":
+        # `cadrebot serve` carries the web chat beside the webhook; it needs a bot to talk
+        # to, here the test suite's fake Bot API server (no webhook traffic is sent).
+        telegram = FakeTelegram()
+        await telegram.start()
+        env.update(
+            bot_env(
+                telegram_bot_token=telegram.token,
+                telegram_api_url=telegram.api_url,
+                telegram_webhook_secret="bench-secret",
+                telegram_webhook_listen="127.0.0.1",
+            )
+        )
     env.update(dict(pair.split("=", 1) for pair in args.env))
     log_path = Path(tempfile.gettempdir()) / "web-chat-load.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "cadrebot.bot.cli", "web", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    process = _spawn(args, env, port, log_path)
     try:
-        wait_ready(port, process, log_path)
+        await wait_ready(port, args.workers if args.server == "serve" else 1, process, log_path)
         profiler = _profile(process.pid, args.profile) if args.profile else None
         cpu_before = cpu_seconds(process.pid)
-        load = asyncio.run(run_load(f"http://127.0.0.1:{port}", args, asked))
+        load = await run_load(f"http://127.0.0.1:{port}", args, asked)
         cpu_used = cpu_seconds(process.pid) - cpu_before
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
@@ -292,6 +329,8 @@ def serve_and_load(args: argparse.Namespace, database_url: str, asked: list[str]
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
+        if telegram is not None:
+            await telegram.stop()
     measured = load["questions"] + WARM_UP_QUESTIONS
     load["server_cpu_ms_per_question"] = round(cpu_used * 1000 / measured, 1)
     load["exchanges_logged"] = exchanges_logged(database_url)
@@ -309,7 +348,8 @@ def markdown(result: dict[str, Any]) -> str:
         [
             f"# web_chat_load {result['started']}",
             "",
-            f"`cadrebot web` (uvicorn, one process) on {result['database']}, the index of "
+            f"{result.get('server', '`cadrebot web` (uvicorn, one process)')} on "
+            f"{result['database']}, the index of "
             f"{result['knowledge']} ({result['questions_available']} questions from its "
             f"headings and a generic list); {result['cores']} cores, load generator on the "
             "same machine.",
@@ -330,12 +370,22 @@ def markdown(result: dict[str, Any]) -> str:
             f"waiting for its previous reply when its next question was due: "
             f"{load['late_starts']} times.",
             "",
+            f"Server environment beyond the defaults: {result.get('server_env') or 'none'}; "
+            f"bench and server priority (nice): {result.get('nice')}; 1-minute load average "
+            f"of the machine before the run: {result.get('load_average_1m_before')} (it is "
+            "shared with other sessions' work).",
+            "",
         ]
     )
 
 
 def run(args: argparse.Namespace) -> int:
     started = datetime.now().astimezone()
+    load_before = os.getloadavg()[0]
+    if args.nice is not None:
+        # The server inherits it: on a machine shared with other work (test suites of other
+        # sessions), a higher priority for both ends approaches a machine of their own.
+        os.setpriority(os.PRIO_PROCESS, 0, args.nice)
     asked = questions(args.knowledge)
     with ExitStack() as stack:
         if args.database_url:
@@ -345,11 +395,14 @@ def run(args: argparse.Namespace) -> int:
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
             url = sqlite_file_url(folder / "web-chat.sqlite3")
             database = "SQLite"
-        print(f"starting cadrebot web on {database} …", flush=True)
-        load = serve_and_load(args, url, asked)
+        print(f"starting cadrebot {args.server} on {database} …", flush=True)
+        load = asyncio.run(serve_and_load(args, url, asked))
     result = {
         "started": started.isoformat(timespec="seconds"),
         "database": database,
+        "server": "`cadrebot web` (uvicorn, one process)"
+        if args.server == "web"
+        else f"`cadrebot serve --workers {args.workers}` (the web chat beside the webhook)",
         "knowledge": str(args.knowledge.relative_to(REPO))
         if args.knowledge.is_relative_to(REPO)
         else str(args.knowledge),
@@ -360,6 +413,9 @@ def run(args: argparse.Namespace) -> int:
         "cores": os.cpu_count(),
         "target_p95_ms": TARGET_P95_MS,
         "server_env": args.env,
+        "nice": args.nice,
+        "load_average_1m_before": round(load_before, 2),
+        "load_average_1m_after": round(os.getloadavg()[0], 2),
         "load": load,
     }
     print(json.dumps(result, ensure_ascii=False, indent=2))
@@ -381,6 +437,13 @@ def main() -> int:
     parser.add_argument("--arrivals", choices=("poisson", "uniform"), default="poisson")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--database-url", default=None, help="PostgreSQL (default: SQLite)")
+    parser.add_argument(
+        "--server",
+        choices=("web", "serve"),
+        default="web",
+        help="`cadrebot web` (one process), or `cadrebot serve --workers N` (PostgreSQL)",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="with --server serve")
     parser.add_argument("--knowledge", type=Path, default=REPO / "knowledge")
     parser.add_argument(
         "--data-dir", type=Path, default=REPO / "var" / "bench-web-chat", help="index (reused)"
@@ -393,6 +456,12 @@ def main() -> int:
         default=[],
         metavar="NAME=VALUE",
         help="an extra environment variable for the server (repeatable), for A/B runs",
+    )
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=None,
+        help="scheduling priority of the bench and the server (negative needs root)",
     )
     parser.add_argument(
         "--profile", type=Path, default=None, help="py-spy the server into this file (raw)"

@@ -9,12 +9,8 @@ from pathlib import Path
 import pytest
 
 from cadrebot.bot.telegram.app import ConfigurationError
-from cadrebot.bot.telegram.serve import (
-    COMPUTE_THREAD_VARIABLES,
-    ServeConfig,
-    chat_key_of,
-    limit_compute_threads,
-)
+from cadrebot.bot.telegram.serve import ServeConfig, chat_key_of
+from cadrebot.indexer.store import COMPUTE_THREAD_VARIABLES, limit_compute_threads
 from cadrebot.settings import Settings
 from cadrebot.storage import make_engine, upgrade
 from cadrebot.storage.build_lock import IndexBuildLock

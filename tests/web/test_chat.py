@@ -309,9 +309,13 @@ def test_the_browser_cookie_is_httponly_lax_and_stored_only_as_a_hash(
             text("SELECT external_id FROM users WHERE channel = :c"), {"c": CHANNEL}
         ).one()
     assert external_id == hashlib.sha256(token.encode()).hexdigest()
-    # The same browser keeps its conversation: a second page load shows it.
-    assert QUESTION in anonymous.get("/chat").text
-    assert anonymous.cookies[BROWSER_COOKIE] == token
+    # The same browser keeps its conversation: a second page load shows it, and restarts
+    # the cookie's 30 days with the same token.
+    again = anonymous.get("/chat")
+    assert QUESTION in again.text
+    (renewed,) = [c for c in again.headers.get_list("set-cookie") if c.startswith(BROWSER_COOKIE)]
+    assert renewed.startswith(f"{BROWSER_COOKIE}={token};")
+    assert f"Max-Age={30 * 24 * 3600}" in renewed
 
 
 def test_behind_tls_the_browser_cookie_is_secure(web_app: FastAPI) -> None:

@@ -68,7 +68,7 @@ from cadrebot.bot.telegram.inbox_dispatch import (
 )
 from cadrebot.bot.web.app import create_web_app, web_context_of
 from cadrebot.bot.wiring import Knowledge, build_knowledge, ensure_index
-from cadrebot.indexer.store import set_faiss_threads
+from cadrebot.indexer.store import limit_compute_threads
 from cadrebot.ops.health import check_health
 from cadrebot.settings import Settings
 from cadrebot.storage import install_sensitive_data_filter, upgrade
@@ -376,25 +376,6 @@ def prepare(settings: Settings, knowledge: Knowledge | None = None) -> None:
     """Once, before the workers start: migrate the database, build the index if missing."""
     upgrade(settings.resolved_database_url())
     ensure_index(settings, knowledge or build_knowledge(settings))
-
-
-COMPUTE_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def limit_compute_threads() -> None:
-    """One math thread per worker process, unless the operator set the variables.
-
-    The embedding engine and FAISS parallelise one query over OpenMP threads, which pays off
-    for one question at a time but not for a server: its parallelism is concurrent updates
-    and processes, and OpenMP threads of several processes spin-waiting on the same cores
-    burn the CPU the other updates need (measured here: 49 ms of CPU per question with two
-    threads, 33 ms with one). Must run before the engines load: libgomp reads the variable
-    when it is loaded (the worker processes inherit it); FAISS's is already loaded, so it is
-    told directly.
-    """
-    for name in COMPUTE_THREAD_VARIABLES:
-        os.environ.setdefault(name, "1")
-    set_faiss_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 def serve(

@@ -12,6 +12,7 @@ import uvicorn
 
 from cadrebot.bot.web.app import create_web_app, web_context_of
 from cadrebot.bot.wiring import Knowledge, build_conversation_stack
+from cadrebot.indexer.store import limit_compute_threads
 from cadrebot.settings import Settings
 from cadrebot.storage import install_sensitive_data_filter
 
@@ -22,6 +23,10 @@ def serve_web(
     settings: Settings, *, host: str | None, port: int | None, knowledge: Knowledge
 ) -> int:
     install_sensitive_data_filter()
+    # One math thread for the embedding engine and FAISS, as `serve` workers do: a server's
+    # parallelism is its concurrent requests (measured by bench/web_chat_load.py: 43-53 ms of
+    # CPU per question with two threads, 33-38 ms with one).
+    limit_compute_threads()
     stack = build_conversation_stack(settings, knowledge=knowledge)
     with stack:
         app = create_web_app(web_context_of(stack))

@@ -440,8 +440,12 @@ def browser_of(request: Request) -> BrowserId:
     return BrowserId(secrets.token_urlsafe(32), new=True)
 
 
-def _remember(response: Response, request: Request, browser: BrowserId) -> Response:
-    if browser.new:
+def _remember(
+    response: Response, request: Request, browser: BrowserId, *, renew: bool = False
+) -> Response:
+    """Set the browser's cookie when it is new; ``renew`` (a page load) restarts its 30 days,
+    so a farmer who keeps coming back keeps the conversation."""
+    if browser.new or renew:
         response.set_cookie(
             BROWSER_COOKIE,
             browser.token,
@@ -484,7 +488,7 @@ def _page(
         "max_chars": MAX_MESSAGE_CHARS,
     }
     response = render(request, "chat/page.html", context, status_code=status_code)
-    return _remember(response, request, browser)
+    return _remember(response, request, browser, renew=True)
 
 
 def _is_htmx(request: Request) -> bool:
