@@ -98,3 +98,10 @@ def test_a_cadre_gets_403_and_no_session_goes_to_the_login(
         assert refused.status_code == 403 and "只有管理员" in refused.text
     response = anonymous.get("/log", follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"] == "/login?next=%2Flog"
+
+
+def test_the_log_names_the_web_chat_channel(admin: WebClient, web_stack: ConversationStack) -> None:
+    web_stack.service.turn(Inbound("webchat", "browser1", "网页用户", UNANSWERED))
+    page = admin.get("/log").text
+    assert "网页咨询" in page
+    assert ">webchat<" not in page
