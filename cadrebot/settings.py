@@ -156,6 +156,12 @@ class Settings(BaseSettings):
         description="`cadrebot serve`: how often a worker checks for a newly published index "
         "version (built by another worker) and switches to it.",
     )
+    notice_poll_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="`cadrebot run`/`serve`: how often a Telegram process sends the notices "
+        "waiting in the outbox (a farmer told of a status change made in the web console).",
+    )
     reminder_time: time = Field(
         default=time(8, 30), description="Local time of the daily due-date reminder to cadres."
     )

@@ -37,6 +37,7 @@ from cadrebot.handlers.forms import policy, risk_report, subsidy
 from cadrebot.handlers.forms.engine import FormRegistry
 from cadrebot.handlers.forms.fields import FieldKind
 from cadrebot.handlers.masking import mask_sensitive
+from cadrebot.handlers.outbox_ports import NoticeOutbox
 from cadrebot.handlers.places import PlaceRegister
 from cadrebot.handlers.ports import (
     Case,
@@ -86,6 +87,9 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u
 class BoardUnitOfWork(CaseBoardUnitOfWork, Protocol):
     @property
     def audit(self) -> AuditLog: ...
+
+    @property
+    def outbox(self) -> NoticeOutbox: ...
 
 
 class BoardUnitOfWorkFactory(Protocol):
@@ -249,8 +253,9 @@ class CaseView:
 
 @dataclass(frozen=True)
 class Moved:
-    """A status change made: the case, what to tell the actor, and the farmer's notice (for
-    the channel the farmer is on to deliver; None when the actor filed the case)."""
+    """A status change made: the case, what to tell the actor, and the farmer's notice
+    (None when the actor filed the case). The notice is in the outbox already, committed
+    with the change; the channel the farmer is on delivers it (handlers/outbox_ports.py)."""
 
     case: Case
     message: str
@@ -553,27 +558,33 @@ class CaseBoard:
     def move(self, actor: User, number: str, to_status: str, note: str = "") -> Moved:
         """Change the case's status by the workflow's rules (:meth:`CaseDesk.transition`).
 
+        The farmer's notice is queued in the outbox in the same transaction.
+
         Raises :class:`~cadrebot.handlers.access.NotFound` (not visible),
         :class:`PermissionDenied` (visible but not the actor's to work) and
         :class:`~cadrebot.handlers.access.Refusal` (the workflow refuses; nothing changed).
         """
         require_staff(actor)
         note = clean_note(note)
+        now = self._clock()
         with self._uow() as uow:
             case = self._desk.transition(
                 uow.cases,
                 actor,
                 clean_text(number, 40),
                 clean_text(to_status, 40),
-                now=self._clock(),
+                now=now,
                 note=note,
             )
             submitter = uow.users.get(case.submitter_id)
+            notice = None
+            if submitter is not None and submitter.id != actor.id:
+                text = status_update_text(case, self._title(case.case_type), note)
+                notice = Notice(submitter, text)
+                # The web console cannot reach the farmer: the notice waits in the outbox,
+                # committed with the change, for the farmer's channel to deliver.
+                uow.outbox.add(submitter, text, now)
             uow.commit()
-        notice = None
-        if submitter is not None and submitter.id != actor.id:
-            text = status_update_text(case, self._title(case.case_type), note)
-            notice = Notice(submitter, text)
         due = "".join(
             f" {name}期限：{day.isoformat()}。" for name, day in sorted(case.due_dates.items())
         )

@@ -50,6 +50,15 @@ from cadrebot.handlers.intake import Intake, looks_like_question
 from cadrebot.handlers.invites import InviteDesk, RoleBook, new_invite_code
 from cadrebot.handlers.masking import mask_sensitive
 from cadrebot.handlers.offers import OfferBook
+from cadrebot.handlers.outbox_ports import (
+    CLAIM_BATCH,
+    CLAIM_LEASE,
+    KEEP_FOR,
+    ClaimedNotice,
+    NoticeUnitOfWork,
+    NoticeUnitOfWorkFactory,
+    retry_time,
+)
 from cadrebot.handlers.places import PlaceRegister, bind_places
 from cadrebot.handlers.ports import (
     ConcurrentUpdateError,
@@ -58,7 +67,6 @@ from cadrebot.handlers.ports import (
     Exchange,
     ExchangeKind,
     OfficeUnitOfWork,
-    OfficeUnitOfWorkFactory,
     PolicyAnswer,
     PolicyAnswerer,
     Reply,
@@ -131,7 +139,7 @@ class _Ask(Protocol):
 class ConversationService:
     def __init__(
         self,
-        uow_factory: OfficeUnitOfWorkFactory,
+        uow_factory: NoticeUnitOfWorkFactory,
         answerer: PolicyAnswerer,
         *,
         forms: FormRegistry | None = None,
@@ -182,7 +190,7 @@ class ConversationService:
     def from_settings(
         cls,
         settings: Settings,
-        uow_factory: OfficeUnitOfWorkFactory,
+        uow_factory: NoticeUnitOfWorkFactory,
         answerer: PolicyAnswerer,
         *,
         clock: Callable[[], datetime] | None = None,
@@ -276,6 +284,7 @@ class ConversationService:
                     exchange_id = uow.exchanges.record(
                         self._exchange(key, user.id, now, text, out, started)
                     )
+                    notices = self._queue_elsewhere(uow, inbound.channel, out.notices, now)
                     if receipt is not None:
                         receipt.complete_in(uow)
                 # Still under the lock (it lasts the transaction); committing after the
@@ -301,7 +310,7 @@ class ConversationService:
         return TurnResult(
             replies,
             exchange_id,
-            notices=tuple(out.notices),
+            notices=tuple(notices),
             files=tuple(out.files),
             tasks=tuple(out.tasks),
             toast=out.toast,
@@ -336,6 +345,67 @@ class ConversationService:
             if user is not None:
                 notices.append(Notice(user, self._intake.engine.expiry_notice(current)))
         return notices
+
+    # ------------------------------------------------------------------ the notice outbox
+
+    @staticmethod
+    def _queue_elsewhere(
+        uow: NoticeUnitOfWork, channel: str, notices: Sequence[Notice], now: datetime
+    ) -> list[Notice]:
+        """The notices for users of the turn's own channel, which it delivers at once with
+        the result; the others (a web-chat farmer told of a Telegram cadre's /setstatus)
+        go to the outbox in the turn's transaction, for their channel to deliver."""
+        here: list[Notice] = []
+        for notice in notices:
+            if notice.user.channel == channel:
+                here.append(notice)
+            else:
+                uow.outbox.add(notice.user, notice.text, now)
+        return here
+
+    def pending_notices(self, channel: str, external_id: str) -> list[str]:
+        """The notices waiting for this user, oldest first, from now on counted as delivered:
+        for a channel that shows them when the user comes back (the web chat)."""
+        with self._uow_factory(read_only=True) as uow:
+            user = uow.users.find(channel, external_id)
+            # Most visits find nothing: spare them a write transaction.
+            if user is None or not uow.outbox.has_pending(user.id):
+                return []
+        with self._uow_factory() as uow:
+            texts = list(uow.outbox.take_for_user(user.id, self._clock()))
+            uow.commit()
+        return texts
+
+    def claim_notices(self, channel: str, limit: int = CLAIM_BATCH) -> list[ClaimedNotice]:
+        """Pending notices of ``channel`` for this caller to send, oldest first; no other
+        caller gets them until the claim lapses. Report each with :meth:`notice_sent` or
+        :meth:`notice_failed`."""
+        now = self._clock()
+        with self._uow_factory() as uow:
+            claimed = list(uow.outbox.claim(channel, now, until=now + CLAIM_LEASE, limit=limit))
+            uow.commit()
+        return claimed
+
+    def notice_sent(self, notice_id: int) -> None:
+        with self._uow_factory() as uow:
+            uow.outbox.mark_sent(notice_id, self._clock())
+            uow.commit()
+
+    def notice_failed(self, notice: ClaimedNotice, *, permanent: bool = False) -> bool:
+        """A claimed notice could not be sent: it is tried again later, or (``permanent``,
+        or too many attempts) given up. True when given up."""
+        retry_at = retry_time(notice.attempts, self._clock(), permanent=permanent)
+        with self._uow_factory() as uow:
+            uow.outbox.retry(notice.id, retry_at)
+            uow.commit()
+        return retry_at is None
+
+    def purge_notices(self) -> int:
+        """Delete the notices older than the outbox keeps them; how many."""
+        with self._uow_factory() as uow:
+            deleted = uow.outbox.delete_before(self._clock() - KEEP_FOR)
+            uow.commit()
+        return deleted
 
     # ------------------------------------------------------------------ uploads
 

@@ -39,7 +39,10 @@ class Inbound:
 @dataclass(frozen=True)
 class Notice:
     """A message for someone other than the person acting (the farmer told of a status
-    change). Delivered by the channel ``user`` is on; other channels leave it."""
+    change). A turn's result carries the notices for users of its own channel, which the
+    channel delivers at once; a notice for a user of another channel goes to the notice
+    outbox in the turn's transaction, and that channel delivers it (Telegram's job; the web
+    chat when the browser comes back)."""
 
     user: User
     text: str

@@ -384,6 +384,29 @@ class AuditEventRow(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
 
 
+class OutboundNoticeRow(Base):
+    """A notice for a user that the process producing it could not deliver (a farmer told
+    of a status change made in the web console), until their channel delivers it
+    (handlers/outbox_ports.py). ``text`` is stored masked. ``next_attempt_at`` is when it is
+    due (a claim or a failed send moves it on); NULL once sent or given up."""
+
+    __tablename__ = "outbound_notices"
+    __table_args__ = (
+        Index(None, "channel", "next_attempt_at"),
+        Index(None, "user_id", "sent_at"),
+        Index(None, "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column()
+    sent_at: Mapped[datetime | None] = mapped_column()
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column()
+
+
 @event.listens_for(CaseEventRow, "before_update")
 def _case_events_are_append_only(mapper: Mapper[Any], connection: Any, target: Any) -> None:
     raise RuntimeError("case_events is append-only; add a new event instead")

@@ -49,6 +49,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cadrebot.handlers.account_ports import AccountRepository, AuditLog
+from cadrebot.handlers.outbox_ports import NoticeOutbox
 from cadrebot.handlers.ports import (
     Case,
     CaseBoardRepository,
@@ -101,6 +102,7 @@ from cadrebot.storage.models import (
     KbVersionRow,
     UserRow,
 )
+from cadrebot.storage.outbox import SqlNoticeOutbox
 
 
 def _table(model: type[Base]) -> Table:
@@ -185,6 +187,7 @@ class SqlUnitOfWork:
     kb_versions: KbVersionRepository
     accounts: AccountRepository
     audit: AuditLog
+    outbox: NoticeOutbox
 
     def __init__(self, engine: Engine, *, tz: tzinfo = UTC, read_only: bool = False) -> None:
         self._engine = reader_engine(engine) if read_only else writer_engine(engine)
@@ -200,6 +203,7 @@ class SqlUnitOfWork:
         self.kb_versions = SqlKbVersionRepository(self)
         self.accounts = SqlAccountRepository(self)
         self.audit = SqlAuditLog(self)
+        self.outbox = SqlNoticeOutbox(self)
 
     def __enter__(self) -> Self:
         return self

@@ -542,3 +542,44 @@ def test_the_filter_form_offers_each_actor_their_own_places(world: World) -> Non
     mixed = world.board.parse_filter({"township": [JIADING], "village": [LONGJING]})
     assert (mixed.filter.township_id, mixed.filter.village_id) == (JIADING, None)
     assert mixed.problems
+
+
+# ---------------------------------------------------------------------- the farmer's notice
+
+
+def queued(world: World) -> list[tuple[int, str, str]]:
+    """The notices waiting in the outbox for Telegram users: (user id, channel, text)."""
+    with world.factory() as uow:
+        claimed = uow.outbox.claim("telegram", NOW, until=NOW, limit=100)
+    return [(c.user.id, c.user.channel, c.text) for c in claimed]
+
+
+def test_the_farmers_notice_is_queued_with_the_move(world: World) -> None:
+    note = f"经核实不符合条件，身份证 {VALID_ID}"
+    moved = world.board.move(world.people["cadre"], world.numbers["c2"], "不予纳入", note)
+    assert moved.notice is not None
+    [(user_id, channel, text)] = queued(world)
+    assert (user_id, channel) == (world.people["farmer"].id, "telegram")
+    assert text == moved.notice.text
+    assert world.numbers["c2"] in text and "不予纳入" in text and "经核实不符合条件" in text
+    assert VALID_ID not in text
+
+
+def test_a_refused_move_queues_nothing(world: World) -> None:
+    cadre = world.people["cadre"]
+    with pytest.raises(Refusal):
+        world.board.move(cadre, world.numbers["c2"], "风险消除")
+    with pytest.raises(NotFound):
+        world.board.move(world.people["jiading"], world.numbers["c2"], "已纳入监测")
+    assert queued(world) == []
+
+
+def test_a_move_and_its_notice_commit_together(world: World) -> None:
+    # The notice cannot be stored (its table is gone): the move must not happen either.
+    with world.factory() as uow:
+        uow.connection().exec_driver_sql("DROP TABLE outbound_notices")
+        uow.commit()
+    with pytest.raises(Exception, match="outbound_notices"):
+        world.board.move(world.people["cadre"], world.numbers["c2"], "已纳入监测")
+    view = world.board.view(world.people["cadre"], world.numbers["c2"])
+    assert view.status == "核实中" and len(view.timeline) == 2

@@ -52,9 +52,11 @@ HOUSEKEEPING_SECONDS = 600.0
 
 def _housekeeping(context: WebContext) -> None:
     """Ended sessions and old failed logins go; forms abandoned in the web chat are removed
-    as the core's retention rule says (their owners cannot be told: a browser has no inbox)."""
+    as the core's retention rule says (their owners cannot be told: a browser has no inbox);
+    old notices leave the outbox (a deployment may run `cadrebot web` without Telegram)."""
     context.stack.accounts.purge_expired()
     context.stack.service.clean_up_forms()
+    context.stack.service.purge_notices()
 
 
 def create_web_app(

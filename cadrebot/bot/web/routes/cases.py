@@ -9,7 +9,6 @@ the table alone is swapped (``HX-Request``), and the URL still carries every fil
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 from urllib.parse import quote, urlencode
 
@@ -22,9 +21,6 @@ from cadrebot.bot.web.rendering import render
 from cadrebot.bot.web.security import csrf_protect
 from cadrebot.handlers.access import NotFound, PermissionDenied, Refusal
 from cadrebot.handlers.case_board import DEFAULT_PER_PAGE, CaseBoard, CaseFilter, CaseTable
-from cadrebot.handlers.turns import Notice
-
-log = logging.getLogger(__name__)
 
 router = APIRouter(dependencies=[Depends(csrf_protect)])
 
@@ -169,17 +165,6 @@ async def move_case(
         return await _case_page(
             request, board, staff, number, error=refusal.message, form=form, status_code=400
         )
-    _hand_over(moved.notice)
+    # The farmer's notice went into the outbox with the change (CaseBoard.move); the
+    # farmer's channel delivers it.
     return RedirectResponse(f"/cases/{quote(moved.case.number)}?moved=1", status_code=303)
-
-
-def _hand_over(notice: Notice | None) -> None:
-    """The farmer's notice of the change. The web console has no way to reach a Telegram
-    user itself; until a notifier is wired in (the process serving the Telegram webhook),
-    the farmer sees the new status with /mycases, and the log says a notice was not sent."""
-    if notice is not None:
-        log.info(
-            "status notice for user %s on channel %s not delivered by the web console",
-            notice.user.id,
-            notice.user.channel,
-        )

@@ -89,6 +89,8 @@ class Conversation(Protocol):
 
     def turn(self, inbound: Inbound) -> TurnResult: ...
 
+    def pending_notices(self, channel: str, external_id: str) -> list[str]: ...
+
 
 # --------------------------------------------------------------------------- what is shown
 
@@ -501,7 +503,14 @@ def _is_htmx(request: Request) -> bool:
 @router.get("/chat")
 async def chat_page(request: Request, chat: ChatDep) -> Response:
     await _as_staff_if_logged_in(request)
-    return _page(request, chat, browser_of(request))
+    browser = browser_of(request)
+    if not browser.new:
+        # A status change made since the last visit (the case desk's notice, kept in the
+        # outbox because a browser cannot be reached): shown now, at the end of the chat.
+        waiting = await run_in_threadpool(chat.conversation.pending_notices, CHANNEL, browser.key)
+        for text in waiting:
+            chat.transcripts.append(browser.key, text)
+    return _page(request, chat, browser)
 
 
 @router.post("/chat/send")
