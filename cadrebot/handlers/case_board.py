@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import threading
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from cadrebot.handlers.ports import (
     Case,
     CaseBoardUnitOfWork,
     CaseEvent,
+    CaseQuery,
     CaseSearch,
     DueEntry,
     DueWindow,
@@ -310,6 +312,7 @@ class Dashboard:
     due_soon_total: int
     due_soon_days: int
     weeks: tuple[WeekCount, ...]  # oldest first
+    counted_at: datetime | None = None  # when the figures were read (they may be cached)
 
 
 # --------------------------------------------------------------------------- the board
@@ -324,8 +327,16 @@ class CaseBoard:
         places: PlaceRegister,
         clock: Callable[[], datetime],
         due_soon_days: int = 3,
+        dashboard_ttl: timedelta = timedelta(seconds=30),
     ) -> None:
         self._uow = uow_factory
+        # A dashboard is a summary read every few clicks by every cadre of a township, and
+        # it is the board's costliest page (five aggregate queries). Its figures are kept
+        # per jurisdiction for ``dashboard_ttl`` (the page says when they were counted); a
+        # move made through this board clears them at once, other processes' after the TTL.
+        self._dashboard_ttl = dashboard_ttl
+        self._dashboards: dict[tuple[CaseQuery, date], Dashboard] = {}
+        self._dashboards_lock = threading.Lock()
         self._forms = forms
         self._workflows = workflows_of(forms)
         self._places = places
@@ -585,6 +596,8 @@ class CaseBoard:
                 # committed with the change, for the farmer's channel to deliver.
                 uow.outbox.add(submitter, text, now)
             uow.commit()
+        with self._dashboards_lock:
+            self._dashboards.clear()  # the counts moved
         due = "".join(
             f" {name}期限：{day.isoformat()}。" for name, day in sorted(case.due_dates.items())
         )
@@ -594,9 +607,27 @@ class CaseBoard:
 
     def dashboard(self, actor: User, today: date | None = None) -> Dashboard:
         require_staff(actor)
-        today = today or self._clock().date()
+        now = self._clock()
+        today = today or now.date()
+        key = (visible_query(actor), today)
+        with self._dashboards_lock:
+            kept = self._dashboards.get(key)
+        if kept is not None and self._fresh(kept, now):
+            return kept
+        counted = dataclasses.replace(self._count_dashboard(key[0], today), counted_at=now)
+        with self._dashboards_lock:
+            if len(self._dashboards) > 1000:  # stale jurisdictions and days: start afresh
+                self._dashboards.clear()
+            self._dashboards[key] = counted
+        return counted
+
+    def _fresh(self, dashboard: Dashboard, now: datetime) -> bool:
+        counted = dashboard.counted_at
+        return counted is not None and timedelta(0) <= now - counted < self._dashboard_ttl
+
+    def _count_dashboard(self, scope: CaseQuery, today: date) -> Dashboard:
         zone = self._clock().tzinfo
-        search = CaseSearch(visible_query(actor))
+        search = CaseSearch(scope)
         monday = today - timedelta(days=today.weekday())
         starts = [monday - timedelta(weeks=WEEKS - 1 - i) for i in range(WEEKS + 1)]
         bounds = [datetime.combine(day, time(), tzinfo=zone) for day in starts]

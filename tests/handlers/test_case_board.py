@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pytest
 from openpyxl import load_workbook
@@ -583,3 +583,37 @@ def test_a_move_and_its_notice_commit_together(world: World) -> None:
         world.board.move(world.people["cadre"], world.numbers["c2"], "已纳入监测")
     view = world.board.view(world.people["cadre"], world.numbers["c2"])
     assert view.status == "核实中" and len(view.timeline) == 2
+
+
+def test_the_dashboard_is_counted_once_per_ttl_and_recounted_after_a_move(
+    world: World,
+) -> None:
+    cadre = world.people["cadre"]
+    first = world.board.dashboard(cadre)
+    with world.factory() as uow:  # a case filed meanwhile (by the chat, another process)
+        uow.cases.create(
+            NewCase(
+                case_type="risk_report",
+                number_prefix="FX",
+                status="已受理",
+                fields=_fields("新申报", "大塘埠镇", "长岭村"),
+                submitter_id=world.people["farmer"].id,
+                township="大塘埠镇",
+                village="长岭村",
+                submitted_at=NOW,
+                due_dates={},
+                township_id=DATANGBU,
+            )
+        )
+        uow.commit()
+    assert world.board.dashboard(cadre) is first  # kept: the new case is not counted yet
+    assert first.counted_at == NOW
+    world.clock.now = NOW + timedelta(seconds=31)
+    recounted = world.board.dashboard(cadre)
+    assert recounted.total == first.total + 1
+    world.board.move(cadre, world.numbers["c1"], "核实中")
+    moved = world.board.dashboard(cadre)
+    assert moved is not recounted  # a move through this board clears the kept figures
+    assert {(c.status, c.count) for c in moved.by_status if c.case_type == "risk_report"} >= {
+        ("核实中", 2)
+    }
