@@ -31,7 +31,7 @@ from typing import Protocol
 from cadrebot.handlers.access import Refusal, require_admin, require_staff
 from cadrebot.handlers.account_ports import AuditLog
 from cadrebot.handlers.cases import can_work, visible_query, workflows_of
-from cadrebot.handlers.casework import CaseDesk, status_update_text
+from cadrebot.handlers.casework import CaseDesk, plain_value, staff_masked, status_update_text
 from cadrebot.handlers.commands import STAFF, DeskPage
 from cadrebot.handlers.export import cases_workbook
 from cadrebot.handlers.forms import policy, risk_report, subsidy
@@ -48,7 +48,6 @@ from cadrebot.handlers.ports import (
     CaseSearch,
     DueEntry,
     DueWindow,
-    JSONValue,
     OpenDue,
     Role,
     User,
@@ -738,7 +737,7 @@ class CaseBoard:
     def _row(self, case: Case, today: date) -> CaseRow:
         open_dues = [d for d in self._dues(case, today) if d.open]
         applicant = next(
-            (_plain(case.fields[f]) for f in self._name_fields if f in case.fields), ""
+            (plain_value(case.fields[f]) for f in self._name_fields if f in case.fields), ""
         )
         return CaseRow(
             number=case.number,
@@ -761,12 +760,12 @@ class CaseBoard:
             for spec in form.fields:
                 if spec.name in case.fields:
                     value = spec.display(case.fields[spec.name], mask=not unmasked)
-                    pairs.append((spec.label, _mask(value, unmasked)))
+                    pairs.append((spec.label, staff_masked(value, unmasked)))
                     shown.add(spec.name)
         labels = form.extra_field_labels if form is not None else {}
         for name, raw in case.fields.items():  # derived fields (申报批次) and older data
             if name not in shown:
-                pairs.append((labels.get(name, name), _mask(_plain(raw), unmasked)))
+                pairs.append((labels.get(name, name), staff_masked(plain_value(raw), unmasked)))
         return pairs
 
     @staticmethod
@@ -777,7 +776,7 @@ class CaseBoard:
             actor=mask_sensitive(actor),
             from_status=event.from_status,
             to_status=event.to_status,
-            note=_mask(event.note, unmasked) if event.note else "",
+            note=staff_masked(event.note, unmasked) if event.note else "",
         )
 
     def _status_counts(self, rows: Sequence[tuple[str, str, int]]) -> tuple[StatusCount, ...]:
@@ -847,14 +846,3 @@ def _parse_date(text: str, label: str, problems: list[str]) -> date | None:
     except ValueError:
         problems.append(f"“{label}”不是有效日期（格式如 2026-05-01），已忽略。")
         return None
-
-
-def _mask(text: str, unmasked: bool) -> str:
-    # Cadres need the phone number to call the farmer; ID numbers stay hidden.
-    return text if unmasked else mask_sensitive(text, mask_phones=False)
-
-
-def _plain(value: JSONValue) -> str:
-    if isinstance(value, list):
-        return "、".join(str(v) for v in value)
-    return "（未填）" if value is None else str(value)

@@ -485,7 +485,7 @@ class CaseDesk:
                     if event.from_status
                     else f"提交（{event.to_status}）"
                 )
-                note = f"：{_mask(event.note, unmasked)}" if event.note else ""
+                note = f"：{staff_masked(event.note, unmasked)}" if event.note else ""
                 lines.append(f"{event.at:%Y-%m-%d %H:%M} {step}{note}")
         if workflow and can_work(viewer, case):
             allowed = workflow.allowed_from(case.status)
@@ -525,20 +525,23 @@ class CaseDesk:
             for spec in form.fields:
                 if spec.name in case.fields:
                     value = spec.display(case.fields[spec.name], mask=not unmasked)
-                    lines.append(f"{spec.label}：{_mask(value, unmasked)}")
+                    lines.append(f"{spec.label}：{staff_masked(value, unmasked)}")
                     shown.add(spec.name)
         for name, raw in case.fields.items():  # derived fields (e.g. 申报批次)
             if name not in shown:
                 label = extra_labels.get(name, name)
-                lines.append(f"{label}：{_mask(_plain(raw), unmasked)}")
+                lines.append(f"{label}：{staff_masked(plain_value(raw), unmasked)}")
         return lines
 
 
-def _mask(text: str, unmasked: bool) -> str:
+def staff_masked(text: str, unmasked: bool) -> str:
+    """``text`` as staff see it: ID numbers masked unless ``unmasked``; phone numbers shown,
+    because cadres call the farmer to verify."""
     return text if unmasked else mask_sensitive(text, mask_phones=False)
 
 
-def _plain(value: JSONValue) -> str:
+def plain_value(value: JSONValue) -> str:
+    """A form answer as one line of text (a list joined with 、; none as 未填)."""
     if isinstance(value, list):
         return "、".join(str(v) for v in value)
     return "（未填）" if value is None else str(value)

@@ -26,7 +26,6 @@ Text is stored as text: the answer and the source are quoted, never interpreted 
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -35,8 +34,8 @@ import secrets
 import tomllib
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -50,6 +49,7 @@ from cadrebot.handlers.ports import (
 )
 from cadrebot.indexer.loaders import DocumentLoadError
 from cadrebot.indexer.sentences import question_shape
+from cadrebot.indexer.toml_files import locked
 from cadrebot.indexer.types import Chunk, ChunkKind, Document, DocumentMeta
 
 CURATED_KIND = "correction"  # Chunk.extra["curated"]
@@ -188,16 +188,9 @@ class CorrectionFile:
             self._write([c for c in current if c.id != correction_id])
         return gone
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self) -> AbstractContextManager[None]:
         """Exclusive across threads and processes: read, change and write as one step."""
-        lock = self._dir / f".{CORRECTIONS_FILE}.lock"
-        with lock.open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        return locked(self._dir / CORRECTIONS_FILE)
 
     def _write(self, corrections: Sequence[Correction]) -> None:
         text = render_corrections(corrections)

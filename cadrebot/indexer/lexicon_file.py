@@ -10,18 +10,18 @@ an exclusive ``flock``; every searcher re-reads it when its size or time changes
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import secrets
 import tomllib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from cadrebot.handlers.ports import KnowledgeError, LexiconEntry, LexiconText
 from cadrebot.indexer.lexicon import MAX_PHRASE_CHARS, LexiconError, parse_lexicon
+from cadrebot.indexer.toml_files import locked
 
 MAX_LEXICON_CHARS = 200_000  # a form field of at most 1 MB (Starlette's limit)
 _ALLOWED_CONTROLS = frozenset("\t\n\r")
@@ -141,12 +141,5 @@ class LexiconFile:
             os.replace(tmp, self._path)
         return LexiconText(text, entries)
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        lock = self._path.with_name(f".{self._path.name}.lock")
-        with lock.open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def _locked(self) -> AbstractContextManager[None]:
+        return locked(self._path)

@@ -1,8 +1,12 @@
-"""Reading the TOML files of the knowledge folder that operators edit (places, offers)."""
+"""The TOML files of the knowledge folder that operators and admins edit (places, offers,
+corrections, the lexicon): reading them, and locking one for a read-change-write."""
 
 from __future__ import annotations
 
+import fcntl
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,3 +20,16 @@ def read_toml(path: Path, what: str, error: type[ValueError]) -> dict[str, Any] 
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as problem:
         raise error(f"{what} {path} 格式有误：{problem}") from problem
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Exclusive across threads and processes (an ``flock`` on ``.<name>.lock`` beside
+    ``path``): read, change and write ``path`` as one step."""
+    lock = path.with_name(f".{path.name}.lock")
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -14,7 +14,7 @@ from sqlalchemy import Row, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cadrebot.handlers.account_ports import AuditEvent, SessionRecord, WebAccount
-from cadrebot.handlers.ports import Role, User
+from cadrebot.handlers.ports import User
 from cadrebot.storage.models import (
     AuditEventRow,
     Base,
@@ -23,6 +23,7 @@ from cadrebot.storage.models import (
     WebAccountRow,
     WebSessionRow,
 )
+from cadrebot.storage.rows import user_of
 
 if TYPE_CHECKING:
     from cadrebot.storage.repositories import SqlUnitOfWork
@@ -64,23 +65,6 @@ def _account(row: Any, prefix: str = "") -> WebAccount:
         active=bool(get("active")),
         created_at=get("created_at"),
         password_hash=get("password_hash"),
-    )
-
-
-def _user(row: Any, prefix: str = "") -> User:
-    def get(name: str) -> Any:
-        return getattr(row, f"{prefix}{name}")
-
-    return User(
-        id=get("id"),
-        channel=get("channel"),
-        external_id=get("external_id"),
-        display_name=get("display_name"),
-        role=Role(get("role")),
-        township=get("township"),
-        village=get("village"),
-        township_id=get("township_id"),
-        village_id=get("village_id"),
     )
 
 
@@ -126,7 +110,7 @@ class SqlAccountRepository:
             .order_by(_accounts.c.username)
         )
         rows = self._uow.connection().execute(statement)
-        return [(_account(row, "a_"), _user(row, "u_")) for row in rows]
+        return [(_account(row, "a_"), user_of(row, "u_")) for row in rows]
 
     def set_password(self, account_id: int, password_hash: str, at: datetime) -> None:
         self._uow.connection().execute(
@@ -161,7 +145,7 @@ class SqlAccountRepository:
         return SessionRecord(
             session_id=row.session_id,
             account=_account(row, "a_"),
-            user=_user(row, "u_"),
+            user=user_of(row, "u_"),
             csrf_token=row.csrf_token,
             created_at=self._uow.aware(row.created_at),
             last_seen_at=self._uow.aware(row.last_seen_at),

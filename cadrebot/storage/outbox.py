@@ -19,8 +19,9 @@ from sqlalchemy import Row, delete, exists, insert, select, update
 
 from cadrebot.handlers.masking import mask_sensitive
 from cadrebot.handlers.outbox_ports import ClaimedNotice, OutboundNotice
-from cadrebot.handlers.ports import Role, User
+from cadrebot.handlers.ports import User
 from cadrebot.storage.models import Base, OutboundNoticeRow, UserRow
+from cadrebot.storage.rows import user_of
 
 if TYPE_CHECKING:
     from cadrebot.storage.repositories import SqlUnitOfWork
@@ -77,7 +78,7 @@ class SqlNoticeOutbox:
             return []
         user_ids = sorted({row.user_id for row in claimed})
         users = {
-            row.id: _user(row)
+            row.id: user_of(row)
             for row in connection.execute(select(_users).where(_users.c.id.in_(user_ids)))
         }
         return [
@@ -141,17 +142,3 @@ class SqlNoticeOutbox:
             sent_at=aware(row.sent_at) if row.sent_at is not None else None,
             next_attempt_at=aware(row.next_attempt_at) if row.next_attempt_at else None,
         )
-
-
-def _user(row: Row[Any]) -> User:
-    return User(
-        id=row.id,
-        channel=row.channel,
-        external_id=row.external_id,
-        display_name=row.display_name,
-        role=Role(row.role),
-        township=row.township,
-        village=row.village,
-        township_id=row.township_id,
-        village_id=row.village_id,
-    )

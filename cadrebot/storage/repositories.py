@@ -103,6 +103,7 @@ from cadrebot.storage.models import (
     UserRow,
 )
 from cadrebot.storage.outbox import SqlNoticeOutbox
+from cadrebot.storage.rows import user_of
 
 
 def _table(model: type[Base]) -> Table:
@@ -314,11 +315,11 @@ class SqlUserRepository:
 
     def get(self, user_id: int) -> User | None:
         row = self._uow.connection().execute(select(_users).where(_users.c.id == user_id)).first()
-        return _user(row) if row is not None else None
+        return user_of(row) if row is not None else None
 
     def find(self, channel: str, external_id: str) -> User | None:
         row = self._find_row(channel, external_id)
-        return _user(row) if row is not None else None
+        return user_of(row) if row is not None else None
 
     def get_or_create(self, channel: str, external_id: str, display_name: str) -> User:
         connection = self._uow.connection()
@@ -342,8 +343,8 @@ class SqlUserRepository:
             connection.execute(
                 update(_users).where(_users.c.id == row.id).values(display_name=display_name)
             )
-            return dataclasses.replace(_user(row), display_name=display_name)
-        return _user(row)
+            return dataclasses.replace(user_of(row), display_name=display_name)
+        return user_of(row)
 
     def set_role(
         self,
@@ -371,7 +372,7 @@ class SqlUserRepository:
         row = result.first()
         if row is None:
             raise NotFoundError(f"no user with id {user_id}")
-        return _user(row)
+        return user_of(row)
 
     def list_users(self, *, roles: frozenset[Role], channel: str | None = None) -> Sequence[User]:
         conditions: list[ColumnElement[bool]] = [
@@ -380,25 +381,11 @@ class SqlUserRepository:
         if channel is not None:
             conditions.append(_users.c.channel == channel)
         statement = select(_users).where(*conditions).order_by(_users.c.id)
-        return [_user(row) for row in self._uow.connection().execute(statement)]
+        return [user_of(row) for row in self._uow.connection().execute(statement)]
 
     def _find_row(self, channel: str, external_id: str) -> Row[Any] | None:
         parameters = {"find_channel": channel, "find_external": external_id}
         return self._uow.connection().execute(_FIND_USER, parameters).first()
-
-
-def _user(row: Row[Any]) -> User:
-    return User(
-        id=row.id,
-        channel=row.channel,
-        external_id=row.external_id,
-        display_name=row.display_name,
-        role=Role(row.role),
-        township=row.township,
-        village=row.village,
-        township_id=row.township_id,
-        village_id=row.village_id,
-    )
 
 
 # --------------------------------------------------------------------------- dialogs
