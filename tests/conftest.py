@@ -6,18 +6,21 @@
   works inside that schema); the schema is dropped afterwards, so concurrent test runs on
   one shared database never see each other's tables. Skipped when the variable is unset.
 * ``db_url``: parametrised over both; the PostgreSQL case carries the ``postgres`` marker.
+* ``server``: the fake Telegram Bot API on loopback (the edge of the machine), started for
+  the test and stopped after it.
 
 Fixtures hand out URL strings; tests that make engines from them must dispose them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.database import postgres_base_url, private_schema, sqlite_file_url
+from tests.support.fake_telegram import FakeTelegram
 
 
 @pytest.fixture
@@ -36,3 +39,11 @@ def db_url(request: pytest.FixtureRequest) -> str:
     name = "sqlite_url" if request.param == "sqlite" else "pg_url"
     url: str = request.getfixturevalue(name)
     return url
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeTelegram]:
+    fake = FakeTelegram()
+    await fake.start()
+    yield fake
+    await fake.stop()

@@ -113,14 +113,6 @@ class RunningWorker:
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[FakeTelegram]:
-    fake = FakeTelegram()
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
 def settings(tmp_path: Path, prebuilt_data_dir: Path, server: FakeTelegram) -> Settings:
     data_dir, knowledge_dir = fresh_dirs(tmp_path, prebuilt_data_dir)
     database_url = sqlite_file_url(tmp_path / "serve.sqlite3")

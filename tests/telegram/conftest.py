@@ -33,14 +33,6 @@ def prebuilt_data_dir(tmp_path_factory: pytest.TempPathFactory, parts: Parts) ->
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[FakeTelegram]:
-    fake = FakeTelegram()
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
 def database_url(tmp_path: Path) -> str:
     return sqlite_file_url(tmp_path / "bot.sqlite3")
 

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-
-import pytest
 
 from cadrebot.bot.telegram import build_services
 from cadrebot.bot.web.routes.chat import BROWSER_COOKIE
@@ -59,14 +57,6 @@ def move(client: WebClient, number: str, to_status: str, note: str = "") -> int:
         follow_redirects=False,
     )
     return response.status_code
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeTelegram]:
-    fake = FakeTelegram()
-    await fake.start()
-    yield fake
-    await fake.stop()
 
 
 async def test_a_move_in_the_web_console_reaches_the_farmers_telegram_chat(
