@@ -31,7 +31,7 @@ import dataclasses
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -323,12 +323,18 @@ class ConversationService:
         with self._uow_factory() as uow:
             return self._desk.daily_digests(uow, channel)
 
-    def clean_up_forms(self) -> list[Notice]:
-        """Delete the unfinished forms idle past the retention time; a notice for each user.
+    def clean_up_forms(self, *, deliver: Collection[str] | None = None) -> list[Notice]:
+        """Delete the unfinished forms idle past the retention time and tell each user.
 
-        Each under its conversation's lock and re-checked there, so a user answering just
-        now keeps the form."""
-        cutoff = self._clock() - self._form_retention
+        ``deliver``: the channels the caller sends notices on itself (a Telegram process:
+        ``{"telegram"}``); those notices are returned. Every other user's notice is queued
+        in the outbox in the same transaction as the deletion, for their channel to deliver
+        (a browser when it comes back). None: return them all (the caller sends them).
+
+        Each form under its conversation's lock and re-checked there, so a user answering
+        just now keeps the form."""
+        now = self._clock()
+        cutoff = now - self._form_retention
         with self._uow_factory(read_only=True) as uow:
             idle = list(uow.dialogs.idle_since(cutoff))
         notices: list[Notice] = []
@@ -340,10 +346,17 @@ class ConversationService:
                         continue
                     uow.dialogs.delete(state.key)
                     user = uow.users.find(state.key.channel, state.key.chat_id)
+                    notice = None
+                    if user is not None:
+                        text = self._intake.engine.expiry_notice(current)
+                        if deliver is None or user.channel in deliver:
+                            notice = Notice(user, text)
+                        else:
+                            uow.outbox.add(user, text, now)
                 uow.commit()
             log.info("deleted an abandoned form of %s", state.key)
-            if user is not None:
-                notices.append(Notice(user, self._intake.engine.expiry_notice(current)))
+            if notice is not None:
+                notices.append(notice)
         return notices
 
     # ------------------------------------------------------------------ the notice outbox

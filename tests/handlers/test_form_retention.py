@@ -82,3 +82,30 @@ def test_a_user_back_after_expiry_is_told_the_truth(
     reply = service.turn(Inbound("telegram", "u1", "张三", "13812345678")).text
     assert "已自动取消" in reply and "已删除" in reply and "没有保存" not in reply
     assert stored_form(database, "u1") is None
+
+
+def test_notices_the_caller_cannot_send_wait_in_the_outbox(
+    database: CaseDatabase, clock: FixedClock
+) -> None:
+    service = service_with(database, clock, retention=timedelta(hours=24))
+    start_a_report(service, "tg")
+    service.turn(Inbound("webchat", "browser", "网页用户", "/report"))
+    service.turn(Inbound("webchat", "browser", "网页用户", RISK_TYPED[0]))
+    clock.now = START + timedelta(hours=24, minutes=1)
+    # A Telegram process sends Telegram users' notices itself; the browser's waits.
+    [sent] = service.clean_up_forms(deliver={"telegram"})
+    assert sent.user.external_id == "tg"
+    [waiting] = service.pending_notices("webchat", "browser")
+    assert "已自动取消" in waiting
+    assert stored_form(database, "tg") is None
+
+
+def test_a_process_that_sends_nothing_queues_every_notice(
+    database: CaseDatabase, clock: FixedClock
+) -> None:
+    service = service_with(database, clock, retention=timedelta(hours=24))
+    start_a_report(service, "tg")
+    clock.now = START + timedelta(hours=24, minutes=1)
+    assert service.clean_up_forms(deliver=()) == []  # `cadrebot web` alone
+    [claimed] = service.claim_notices("telegram", 10)
+    assert claimed.user.external_id == "tg" and "已自动取消" in claimed.text

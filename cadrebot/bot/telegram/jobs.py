@@ -89,7 +89,8 @@ class TelegramJobs:
     async def clean_up_forms(self, context: Context) -> None:
         """Delete the forms abandoned past the retention time and tell their users. Every
         worker may run it: the core deletes each form once, under its conversation lock."""
-        notices = await asyncio.to_thread(self._core.clean_up_forms)
+        # This process sends Telegram users' notices; the others wait in the outbox.
+        notices = await asyncio.to_thread(self._core.clean_up_forms, deliver={"telegram"})
         await notify(context.bot, notices)
         if notices:
             log.info("deleted %d abandoned forms", len(notices))

@@ -51,11 +51,12 @@ HOUSEKEEPING_SECONDS = 600.0
 
 
 def _housekeeping(context: WebContext) -> None:
-    """Ended sessions and old failed logins go; forms abandoned in the web chat are removed
-    as the core's retention rule says (their owners cannot be told: a browser has no inbox);
-    old notices leave the outbox (a deployment may run `cadrebot web` without Telegram)."""
+    """Ended sessions and old failed logins go; abandoned forms are removed as the core's
+    retention rule says, their owners' notices queued in the outbox (a browser is told
+    when it comes back, a Telegram user by a Telegram process); old notices leave the
+    outbox (a deployment may run `cadrebot web` without Telegram)."""
     context.stack.accounts.purge_expired()
-    context.stack.service.clean_up_forms()
+    context.stack.service.clean_up_forms(deliver=())  # every notice waits in the outbox
     context.stack.service.purge_notices()
 
 
