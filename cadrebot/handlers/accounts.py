@@ -65,6 +65,10 @@ class LoginRefused(Refusal):
     pass
 
 
+class LoginThrottled(LoginRefused):
+    """Too many failures: the password was not even checked."""
+
+
 @dataclass(frozen=True)
 class OpenedSession:
     """A new login: ``token`` goes into the cookie and nowhere else."""
@@ -237,7 +241,7 @@ class AccountDesk:
                 or failures.get(address_key, 0) >= self._max_address_failures
             ):
                 minutes = int(self._window.total_seconds() // 60)
-                raise LoginRefused(THROTTLED.format(minutes=minutes))
+                raise LoginThrottled(THROTTLED.format(minutes=minutes))
             account = uow.accounts.by_username(name)
             if not self._verify(account, password[:MAX_PASSWORD]) or account is None:
                 uow.accounts.record_failure(user_key, now)

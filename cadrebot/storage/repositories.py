@@ -621,20 +621,7 @@ class SqlCaseRepository:
         return cases[0] if cases else None
 
     def list_cases(self, query: CaseQuery, *, limit: int = 20, offset: int = 0) -> CasePage:
-        conditions = _case_conditions(query)
-        total = (
-            self._uow.connection()
-            .execute(select(func.count()).select_from(_cases).where(*conditions))
-            .scalar_one()
-        )
-        page = (
-            select(_cases)
-            .where(*conditions)
-            .order_by(_cases.c.submitted_at.desc(), _cases.c.id.desc())
-            .limit(limit)
-            .offset(offset)
-        )
-        return CasePage(items=self._load(page), total=total)
+        return self._page(_case_conditions(query), limit=limit, offset=offset)
 
     def transition(
         self,
@@ -756,20 +743,7 @@ class SqlCaseRepository:
     # -- the case board (filtered, counted and paged in SQL)
 
     def search(self, search: CaseSearch, *, limit: int, offset: int) -> CasePage:
-        conditions = _search_conditions(search)
-        total = (
-            self._uow.connection()
-            .execute(select(func.count()).select_from(_cases).where(*conditions))
-            .scalar_one()
-        )
-        page = (
-            select(_cases)
-            .where(*conditions)
-            .order_by(_cases.c.submitted_at.desc(), _cases.c.id.desc())
-            .limit(limit)
-            .offset(offset)
-        )
-        return CasePage(items=self._load(page), total=total)
+        return self._page(_search_conditions(search), limit=limit, offset=offset)
 
     def status_counts(self, search: CaseSearch) -> Sequence[tuple[str, str, int]]:
         statement = (
@@ -917,6 +891,24 @@ class SqlCaseRepository:
                 note=note,
             )
         )
+
+    def _page(
+        self, conditions: Sequence[ColumnElement[bool]], *, limit: int, offset: int
+    ) -> CasePage:
+        """The cases matching ``conditions``, newest submitted first, and how many match."""
+        total = (
+            self._uow.connection()
+            .execute(select(func.count()).select_from(_cases).where(*conditions))
+            .scalar_one()
+        )
+        page = (
+            select(_cases)
+            .where(*conditions)
+            .order_by(_cases.c.submitted_at.desc(), _cases.c.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        return CasePage(items=self._load(page), total=total)
 
     def _load_one(self, condition: ColumnElement[bool]) -> Case:
         return self._load(select(_cases).where(condition))[0]

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from cadrebot.bot.web.context import SESSION_COOKIE, StaffDep, WebDep, session_of
 from cadrebot.bot.web.rendering import render
 from cadrebot.bot.web.security import cookie_is_secure, csrf_protect
-from cadrebot.handlers.accounts import THROTTLED, LoginRefused
+from cadrebot.handlers.accounts import LoginRefused, LoginThrottled
 
 router = APIRouter(dependencies=[Depends(csrf_protect)])
 
@@ -42,7 +42,7 @@ async def login(
     try:
         opened = await run_in_threadpool(web.stack.accounts.login, username, password, address)
     except LoginRefused as refusal:
-        throttled = refusal.message.startswith(THROTTLED.split("{")[0])
+        throttled = isinstance(refusal, LoginThrottled)
         context = {"next": safe_next(next), "error": refusal.message}
         return render(request, "auth/login.html", context, status_code=429 if throttled else 401)
     response = RedirectResponse(safe_next(next), status_code=303)
