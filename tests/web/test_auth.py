@@ -231,3 +231,24 @@ def test_the_navigation_shows_the_pages_of_the_role(web_client: Maker) -> None:
         assert f'href="{path}"' in cadre and f'href="{path}"' in admin
     for path in ("/knowledge", "/log", "/users"):
         assert f'href="{path}"' not in cadre and f'href="{path}"' in admin
+
+
+def test_a_refused_account_form_never_shows_an_id_number_or_markup_back(
+    web_client: Maker, web_stack: ConversationStack
+) -> None:
+    admin = web_client(role="admin", township=None)
+    typed_id = "3607 0219 9001 0112 34"
+    response = admin.submit(  # type: ignore[attr-defined]
+        "/users",
+        {
+            "username": typed_id,
+            "password": PASSWORD,
+            "role": "cadre",
+            "township": "<script>alert(1)</script>=1+1",
+        },
+    )
+    assert response.status_code == 400
+    digits = typed_id.replace(" ", "")
+    assert typed_id not in response.text and digits not in response.text
+    assert "<script>alert(1)" not in response.text
+    assert [v.username for v in web_stack.accounts.list_accounts(None)] == ["admin1"]

@@ -13,6 +13,7 @@ from cadrebot.bot.web.context import StaffDep, WebDep
 from cadrebot.bot.web.rendering import render
 from cadrebot.bot.web.security import csrf_protect
 from cadrebot.handlers.accounts import AccountError
+from cadrebot.handlers.masking import mask_sensitive
 
 router = APIRouter(dependencies=[Depends(csrf_protect)])
 
@@ -77,8 +78,10 @@ async def create_user(
             )
         )
     except AccountError as refusal:
-        # The form is shown again with what was typed, except the password.
-        form = {"username": username, "role": role, "township": township, "village": village}
+        # The form is shown again with what was typed (masked: never an ID number in full),
+        # except the password.
+        typed = {"username": username, "township": township, "village": village}
+        form = {name: mask_sensitive(value) for name, value in typed.items()} | {"role": role}
         return await _users_page(
             request, web, staff, error=refusal.message, form=form, status_code=400
         )
