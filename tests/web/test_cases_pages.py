@@ -195,9 +195,12 @@ def test_bad_input_changes_nothing_and_is_answered_politely(
     assert wrong.status_code == 400
     assert "不能改为" in wrong.text and "<script>" not in wrong.text
     assert offered(cadre.get(f"/cases/{number}").text) == ["已纳入监测", "不予纳入"]
-    # A note is kept when the form comes back.
-    too_long = post(cadre, f"/cases/{number}/status", {"to_status": "不予纳入", "note": "理" * 501})
+    # A note is kept when the form comes back, masked as it would be stored.
+    note = f"户主{VALID_ID}，另一电话13900001111。" + "理" * 480
+    too_long = post(cadre, f"/cases/{number}/status", {"to_status": "不予纳入", "note": note})
     assert too_long.status_code == 400 and "最多 500 个字" in too_long.text
+    assert f"户主{MASKED_ID}，另一电话139****1111。" in too_long.text
+    assert VALID_ID not in too_long.text and "13900001111" not in too_long.text
 
 
 def test_a_post_without_csrf_is_refused(web_stack: ConversationStack, web_client: Maker) -> None:

@@ -21,6 +21,7 @@ from cadrebot.bot.web.rendering import render
 from cadrebot.bot.web.security import csrf_protect
 from cadrebot.handlers.access import NotFound, PermissionDenied, Refusal
 from cadrebot.handlers.case_board import DEFAULT_PER_PAGE, CaseBoard, CaseFilter, CaseTable
+from cadrebot.handlers.masking import mask_sensitive
 
 router = APIRouter(dependencies=[Depends(csrf_protect)])
 
@@ -160,8 +161,9 @@ async def move_case(
     except (NotFound, PermissionDenied):
         raise
     except Refusal as refusal:
-        # Nothing changed: the page again, with why and with what was typed.
-        form = {"to_status": to_status, "note": note}
+        # Nothing changed: the page again, with why and with what was typed (the note
+        # masked as it would be stored: never an ID number in full).
+        form = {"to_status": to_status, "note": mask_sensitive(note)}
         return await _case_page(
             request, board, staff, number, error=refusal.message, form=form, status_code=400
         )

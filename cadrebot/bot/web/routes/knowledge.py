@@ -31,6 +31,7 @@ from cadrebot.handlers.knowledge_desk import (
     BuildStatus,
     KnowledgeDesk,
 )
+from cadrebot.handlers.masking import mask_sensitive
 from cadrebot.handlers.ports import Correction
 
 router = APIRouter(dependencies=[Depends(csrf_protect)])
@@ -253,6 +254,13 @@ async def corrections(
     return await _corrections_page(request, desk, staff, form=form, done=done, job=job)
 
 
+def _typed_again(question: str, answer: str, source: str) -> dict[str, str]:
+    """A refused correction form's fields as shown again: what was typed, but never an ID or
+    phone number in full (the refusal is often that the answer carries one)."""
+    typed = {"question": question, "answer": answer, "source": source}
+    return {name: mask_sensitive(value) for name, value in typed.items()}
+
+
 @router.post("/knowledge/corrections")
 async def add_correction(
     request: Request,
@@ -266,7 +274,7 @@ async def add_correction(
     try:
         saved = await run_in_threadpool(desk.add_correction, staff.user, question, answer, source)
     except AdminError as refusal:
-        form = {"question": question, "answer": answer, "source": source}
+        form = _typed_again(question, answer, source)
         return await _corrections_page(
             request, desk, staff, form=form, error=refusal.message, status_code=400
         )
@@ -317,7 +325,7 @@ async def edit_correction(
         )
     except AdminError as refusal:
         current = await run_in_threadpool(desk.correction, staff.user, correction_id[:64])
-        form = {"question": question, "answer": answer, "source": source}
+        form = _typed_again(question, answer, source)
         return await _correction_page(
             request, current, form=form, error=refusal.message, status_code=400
         )
