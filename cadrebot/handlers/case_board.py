@@ -34,7 +34,6 @@ from cadrebot.handlers.cases import can_work, visible_query, workflows_of
 from cadrebot.handlers.casework import CaseDesk, plain_value, staff_masked, status_update_text
 from cadrebot.handlers.commands import STAFF, DeskPage
 from cadrebot.handlers.export import cases_workbook
-from cadrebot.handlers.forms import policy, risk_report, subsidy
 from cadrebot.handlers.forms.engine import FormRegistry
 from cadrebot.handlers.forms.fields import FieldKind
 from cadrebot.handlers.masking import mask_sensitive
@@ -67,17 +66,6 @@ UNASSIGNED = "unassigned"
 """The township filter value of the admins' queue: cases the place register did not place."""
 
 ID_REVEALED = "id_revealed"  # the audit action (the same as the accounts desk's)
-
-# Where each due date comes from, quoted beside it. Kept here rather than in the workflows
-# because the forms declare only the dates; the texts are the forms' own (forms/policy.py).
-DUE_BASIS: Mapping[tuple[str, str], str] = {
-    (risk_report.CASE_TYPE, risk_report.DUE_IDENTIFICATION): policy.IDENTIFICATION_RULE,
-    (risk_report.CASE_TYPE, risk_report.DUE_HELP_PLAN): policy.HELP_PLAN_RULE,
-    (subsidy.CASE_TYPE, subsidy.DUE_WINDOW_END): policy.SUBSIDY_RULE,
-    (subsidy.CASE_TYPE, subsidy.DUE_PUBLICITY_END): policy.SUBSIDY_RULE,
-    (subsidy.CASE_TYPE, subsidy.DUE_COUNTY_CHECK): policy.SUBSIDY_RULE,
-    (subsidy.CASE_TYPE, subsidy.DUE_PAYMENT): policy.SUBSIDY_RULE,
-}
 
 SEARCH_LOOKS_PERSONAL = (
     "搜索内容中有身份证号或手机号，已忽略（不保存、不显示）。请按姓名或案件编号搜索。"
@@ -729,7 +717,7 @@ class CaseBoard:
                 due_on,
                 name in still_open,
                 (due_on - today).days,
-                DUE_BASIS.get((case.case_type, name), ""),
+                workflow.due_basis.get(name, "") if workflow else "",
             )
             for name, due_on in sorted(case.due_dates.items(), key=lambda kv: (kv[1], kv[0]))
         )

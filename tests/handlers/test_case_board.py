@@ -617,3 +617,15 @@ def test_the_dashboard_is_counted_once_per_ttl_and_recounted_after_a_move(
     assert {(c.status, c.count) for c in moved.by_status if c.case_type == "risk_report"} >= {
         ("核实中", 2)
     }
+
+
+def test_every_due_date_a_workflow_tracks_is_quoted_with_its_policy_basis() -> None:
+    """The case page shows each due date beside the rule it comes from; the workflow that
+    sets the date declares it (a new due date without one would show a bare date)."""
+    for form in default_registry().all():
+        workflow = form.workflow
+        assert workflow.due_names, form.name
+        for name in workflow.due_names:
+            assert workflow.due_basis.get(name, "").strip(), (form.name, name)
+    subsidy = default_registry()["subsidy"].workflow
+    assert set(subsidy.due_basis.values()) == {policy.SUBSIDY_RULE}

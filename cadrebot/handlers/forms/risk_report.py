@@ -178,6 +178,10 @@ WORKFLOW = Workflow(
         "核实中": frozenset({DUE_IDENTIFICATION}),
         "已纳入监测": frozenset({DUE_HELP_PLAN}),
     },
+    due_basis={
+        DUE_IDENTIFICATION: policy.IDENTIFICATION_RULE,
+        DUE_HELP_PLAN: policy.HELP_PLAN_RULE,
+    },
 )
 
 

@@ -258,6 +258,10 @@ WORKFLOW = Workflow(
         "乡镇复核": frozenset({DUE_COUNTY_CHECK}),
         "县级核实": frozenset({DUE_COUNTY_CHECK, DUE_PAYMENT}),
     },
+    due_basis={
+        name: policy.SUBSIDY_RULE
+        for name in (DUE_WINDOW_END, DUE_PUBLICITY_END, DUE_COUNTY_CHECK, DUE_PAYMENT)
+    },
 )
 
 

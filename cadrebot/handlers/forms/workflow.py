@@ -32,6 +32,8 @@ class Workflow:
     rules: tuple[TransitionRule, ...]
     open_dues: Mapping[str, frozenset[str]] = field(default_factory=dict)
     """Which due dates still matter in each status (the others are done or not yet set)."""
+    due_basis: Mapping[str, str] = field(default_factory=dict)
+    """Where each due date comes from (the policy text quoted beside it)."""
 
     def allowed_from(self, status: str) -> list[str]:
         return [r.to_status for r in self.rules if status in r.from_statuses]
