@@ -192,6 +192,11 @@ class Settings(BaseSettings):
         return self.data_dir / "cache" / "embeddings"
 
     @property
+    def model_cache_dir(self) -> Path:
+        """The embedding model's built ONNX graph (indexer/e5_runtime.py's GraphCache)."""
+        return self.data_dir / "cache" / "models"
+
+    @property
     def catalog_path(self) -> Path:
         return self.knowledge_dir / "catalog.toml"
 

@@ -52,7 +52,11 @@ class Knowledge:
 
 def build_knowledge(settings: Settings) -> Knowledge:
     """Construct (not load) the knowledge components; nothing heavy happens here."""
-    embedder = create_embedder(settings.embedder, concurrency=settings.embedding_concurrency)
+    embedder = create_embedder(
+        settings.embedder,
+        concurrency=settings.embedding_concurrency,
+        graph_cache=settings.model_cache_dir,
+    )
     tokenizer = PolicyTokenizer()
     builder = IndexBuilder(settings, embedder, tokenizer)
     # The everyday-words lexicon lives with the documents; the searcher reads it with each

