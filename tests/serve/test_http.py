@@ -26,9 +26,9 @@ from cadrebot.bot.telegram.serve import (
     MAX_BODY_BYTES,
     SECRET_HEADER,
     ServeConfig,
-    listening_sockets,
     run_worker,
 )
+from cadrebot.bot.workers import listening_sockets
 from cadrebot.settings import Settings
 from cadrebot.storage import upgrade
 from tests.support.database import sqlite_file_url

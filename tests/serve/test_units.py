@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from cadrebot.bot.telegram.app import ConfigurationError
-from cadrebot.bot.telegram.serve import ServeConfig, _worker_settings, chat_key_of
+from cadrebot.bot.telegram.serve import ServeConfig, chat_key_of
+from cadrebot.bot.workers import worker_share
 from cadrebot.indexer.store import COMPUTE_THREAD_VARIABLES, limit_compute_threads
 from cadrebot.settings import Settings
 from cadrebot.storage import make_engine, upgrade
@@ -40,20 +41,29 @@ def test_workers_use_one_math_thread_unless_the_operator_says_otherwise(
     assert os.environ["OPENBLAS_NUM_THREADS"] == "3"
 
 
-def test_workers_share_the_cores_for_questions_and_the_bot_rate_limit(
+def test_workers_share_the_cores_the_bot_rate_limit_and_an_addresss_chat_allowance(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
-    settings = Settings(data_dir=tmp_path, telegram_rate_limit=30)
-    one = _worker_settings(settings, 1)
+    settings = Settings(
+        data_dir=tmp_path,
+        telegram_rate_limit=30,
+        web_chat_messages_per_minute=20,
+        web_chat_messages_per_minute_per_address=120,
+    )
+    one = worker_share(settings, 1)
     assert one.embedding_concurrency is None  # the embedder's default: every core
-    four = _worker_settings(settings, 4)
+    assert one.web_chat_messages_per_minute_per_address == 120
+    four = worker_share(settings, 4)
     assert four.embedding_concurrency == 2
     assert four.telegram_rate_limit == pytest.approx(7.5)
-    assert _worker_settings(settings, 16).embedding_concurrency == 1
+    assert four.web_chat_messages_per_minute_per_address == 30
+    # a browser's kept-alive connection stays on one worker: its own allowance is whole
+    assert four.web_chat_messages_per_minute == 20
+    assert worker_share(settings, 16).embedding_concurrency == 1
     # the operator's own figure stands
     chosen = settings.model_copy(update={"embedding_concurrency": 3})
-    assert _worker_settings(chosen, 4).embedding_concurrency == 3
+    assert worker_share(chosen, 4).embedding_concurrency == 3
 
 
 def test_serve_refuses_several_workers_on_sqlite(tmp_path: Path) -> None:

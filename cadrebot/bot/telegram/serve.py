@@ -40,15 +40,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
 import logging
-import multiprocessing
 import os
-import signal
-import socket
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -67,17 +64,17 @@ from cadrebot.bot.telegram.inbox_dispatch import (
     update_kind,
 )
 from cadrebot.bot.web.app import create_web_app, web_context_of
-from cadrebot.bot.wiring import Knowledge, build_knowledge, ensure_index
+from cadrebot.bot.wiring import Knowledge
+from cadrebot.bot.workers import BACKLOG, listening_sockets, prepare, supervise, worker_share
 from cadrebot.indexer.store import limit_compute_threads
 from cadrebot.ops.health import check_health
 from cadrebot.settings import Settings
-from cadrebot.storage import install_sensitive_data_filter, upgrade
+from cadrebot.storage import install_sensitive_data_filter
 
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_BODY_BYTES = 1024 * 1024  # an update is a few KB; a document is sent as a file_id
-BACKLOG = 512
 KEEP_ALIVE_SECONDS = 75
 SHUTDOWN_GRACE_SECONDS = 10  # in-flight requests only store an update: milliseconds
 
@@ -135,35 +132,6 @@ class _EmbeddedServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
-
-
-def listening_sockets(host: str, port: int, *, backlog: int = BACKLOG) -> list[socket.socket]:
-    """Listening sockets for ``host:port`` (every address it resolves to), ``SO_REUSEPORT``
-    set so that every worker binds the same port and the kernel spreads connections."""
-    sockets: list[socket.socket] = []
-    seen: set[tuple[int, object]] = set()
-    try:
-        for family, kind, proto, _, address in socket.getaddrinfo(
-            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        ):
-            if (family, address) in seen:
-                continue
-            seen.add((family, address))
-            sock = socket.socket(family, kind, proto)
-            sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            if family == socket.AF_INET6:
-                # As asyncio does: the IPv4 address of a dual-stack host gets its own socket.
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind(address)
-            sock.listen(backlog)
-            sock.setblocking(False)
-    except BaseException:
-        for sock in sockets:
-            sock.close()
-        raise
-    return sockets
 
 
 class WebhookWorker:
@@ -341,20 +309,6 @@ async def run_worker(
             await worker.stop()
 
 
-def _worker_settings(settings: Settings, workers: int) -> Settings:
-    if workers == 1:
-        return settings
-    update: dict[str, object] = {}
-    # The outgoing rate limit is the bot's, not a worker's: share it out.
-    if settings.telegram_rate_limit > 0:
-        update["telegram_rate_limit"] = settings.telegram_rate_limit / workers
-    # So are the cores: questions beyond a worker's share only time-slice the cores the
-    # other workers' questions run on (bench/serve_load.py, paced p95 ≈ 670 → 355 ms).
-    if settings.embedding_concurrency is None:
-        update["embedding_concurrency"] = max(1, (os.cpu_count() or 1) // workers)
-    return settings.model_copy(update=update)
-
-
 def _worker_main(settings: Settings, config: ServeConfig, index: int) -> None:
     """Entry point of a spawned worker process."""
     _configure_logging(settings)
@@ -377,12 +331,6 @@ def _configure_logging(settings: Settings) -> None:
 # ---------------------------------------------------------------------- the supervisor
 
 
-def prepare(settings: Settings, knowledge: Knowledge | None = None) -> None:
-    """Once, before the workers start: migrate the database, build the index if missing."""
-    upgrade(settings.resolved_database_url())
-    ensure_index(settings, knowledge or build_knowledge(settings))
-
-
 def serve(
     settings: Settings,
     *,
@@ -399,53 +347,10 @@ def serve(
     _configure_logging(settings)
     limit_compute_threads()
     prepare(settings, knowledge)
-    worker_settings = _worker_settings(settings, workers)
+    worker_settings = worker_share(settings, workers)
     if workers == 1:
         asyncio.run(run_worker(worker_settings, config, knowledge=knowledge, register_webhook=True))
         return 0
-    return _supervise(worker_settings, config)
-
-
-def _supervise(settings: Settings, config: ServeConfig) -> int:
-    context = multiprocessing.get_context("spawn")
-    stopping = False
-
-    def request_stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-
-    def start(index: int) -> multiprocessing.process.BaseProcess:
-        process = context.Process(
-            target=_worker_main,
-            args=(settings, config, index),
-            name=f"cadrebot-worker-{index}",
-        )
-        process.start()
-        log.info("started worker %d (pid %s)", index, process.pid)
-        return process
-
-    processes = {index: start(index) for index in range(config.workers)}
-    while not stopping:
-        time.sleep(0.5)
-        for index, process in list(processes.items()):
-            if not process.is_alive() and not stopping:
-                log.warning(
-                    "worker %d (pid %s) exited with %s; restarting",
-                    index,
-                    process.pid,
-                    process.exitcode,
-                )
-                processes[index] = start(index)
-    log.info("stopping %d workers", len(processes))
-    for process in processes.values():
-        if process.is_alive() and process.pid is not None:
-            os.kill(process.pid, signal.SIGTERM)
-    for process in processes.values():
-        process.join(timeout=30)
-        if process.is_alive():
-            process.kill()
-            process.join()
-    return 0
+    return supervise(
+        functools.partial(_worker_main, worker_settings, config), workers, name="cadrebot-worker"
+    )
