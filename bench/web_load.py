@@ -4,9 +4,10 @@ A fresh PostgreSQL schema is filled with --cases cases spread over the place reg
 townships (bulk inserts with SQLAlchemy Core: cases as the forms file them, moved along
 their workflows with the due dates the workflows set, and their histories); --cadres cadre
 accounts are created through the accounts desk, one jurisdiction each. `cadrebot web` then
-runs in a child process (uvicorn, one process; or with --workers N `cadrebot serve --workers N`,
-which carries the same web app on N processes) and --cadres logged-in cadres browse at once
-(httpx AsyncClient, one cookie jar each), each in a loop:
+runs in a child process (uvicorn; `--workers N` processes on one port; with `--server serve`,
+`cadrebot serve --workers N`, which carries the same web app beside the Telegram webhook) and
+--cadres logged-in cadres browse at once (httpx AsyncClient, one cookie jar each), each in a
+loop:
 
 * the case list, filtered (status, overdue, due soon, case type, a name or number typed) and
   paged (pages 1-3),
@@ -20,6 +21,7 @@ measured alone afterwards. Results go to bench/results/web_load-<date>T<time>.js
 
     TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test \\
         .venv/bin/python bench/web_load.py [--cases 100000] [--cadres 50] [--rounds 20]
+            [--server web|serve] [--workers N]
 """
 
 from __future__ import annotations
@@ -457,17 +459,18 @@ class FakeBotApi:
 def spawn_server(
     args: argparse.Namespace, url: str, port: int, log_path: Path, stack: ExitStack
 ) -> subprocess.Popen[bytes]:
-    """`cadrebot web` (one process), or with --workers N `cadrebot serve --workers N`, which
-    carries the same web app beside the Telegram webhook (a fake Bot API here)."""
+    """`cadrebot web --workers N`, or `cadrebot serve --workers N`, which carries the same
+    web app beside the Telegram webhook (a fake Bot API here)."""
     settings: dict[str, object] = {
         "data_dir": args.data_dir,
         "knowledge_dir": args.knowledge,
         "database_url": url,
     }
-    if not args.workers:
+    if args.server == "web":
+        command = ["web", "--port", str(port), "--workers", str(args.workers)]
         with log_path.open("wb") as log:
             return subprocess.Popen(
-                [sys.executable, "-m", "cadrebot.bot.cli", "web", "--port", str(port)],
+                [sys.executable, "-m", "cadrebot.bot.cli", *command],
                 env=bot_env(**settings),
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -601,14 +604,14 @@ def run(args: argparse.Namespace) -> int:
                 version = connection.exec_driver_sql("SHOW server_version").scalar_one()
         finally:
             engine.dispose()
-        server = f"serve --workers {args.workers}" if args.workers else "web"
+        server = f"{args.server} --workers {args.workers}"
         print(f"filled in {filled.seconds:.1f} s; starting cadrebot {server}", flush=True)
         port = free_port()
         log_path = Path(tempfile.gettempdir()) / "web-load.log"
         with ExitStack() as stack:
             process = spawn_server(args, url, port, log_path, stack)
             try:
-                wait_ready(port, max(args.workers, 1), process, log_path)
+                wait_ready(port, args.workers, process, log_path)
                 base = f"http://127.0.0.1:{port}"
                 load = asyncio.run(run_load(base, accounts, args, process.pid))
             finally:
@@ -626,7 +629,7 @@ def run(args: argparse.Namespace) -> int:
         "fill_s": round(filled.seconds, 1),
         "postgres": str(version),
         "cores": os.cpu_count(),
-        "server": f"cadrebot serve --workers {args.workers}" if args.workers else "cadrebot web",
+        "server": f"cadrebot {args.server} --workers {args.workers}",
         "load": load,
     }
     print(json.dumps(load, ensure_ascii=False, indent=2))
@@ -648,11 +651,12 @@ def main() -> int:
     parser.add_argument("--admin-rounds", type=int, default=10)
     parser.add_argument("--think", type=float, default=1.0, help="mean seconds between pages")
     parser.add_argument(
-        "--workers",
-        type=int,
-        default=0,
-        help="0: `cadrebot web` (one process); N: `cadrebot serve --workers N` (the same app)",
+        "--server",
+        choices=("web", "serve"),
+        default="web",
+        help="`cadrebot web`, or `cadrebot serve` (the same app beside the webhook)",
     )
+    parser.add_argument("--workers", type=int, default=1, help="processes on the port")
     parser.add_argument("--knowledge", type=Path, default=REPO / "knowledge")
     parser.add_argument(
         "--data-dir", type=Path, default=REPO / "var" / "bench-web-load", help="index (reused)"

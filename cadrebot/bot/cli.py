@@ -73,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     web = sub.add_parser("web", help="serve the web console (cadres, admins) and the web chat")
     web.add_argument("--host", default=None, help="address (default: CADREBOT_WEB_HOST)")
     web.add_argument("--port", type=int, default=None, help="port (default: 8080)")
+    web.add_argument(
+        "--workers", type=int, default=1, help="worker processes (more than 1 needs PostgreSQL)"
+    )
     user = sub.add_parser("user", help="web console accounts: add, list, disable")
     user_sub = user.add_subparsers(dest="user_command", required=True)
     add = user_sub.add_parser("add", help="create an account (password from stdin)")
@@ -286,7 +289,9 @@ def cmd_web(settings: Settings, knowledge: Knowledge, args: argparse.Namespace) 
 
     if not args.verbose:
         logging.getLogger().setLevel(logging.INFO)
-    return serve_web(settings, host=args.host, port=args.port, knowledge=knowledge)
+    return serve_web(
+        settings, host=args.host, port=args.port, knowledge=knowledge, workers=args.workers
+    )
 
 
 def _read_password(args: argparse.Namespace) -> str:

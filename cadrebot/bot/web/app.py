@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -121,4 +122,6 @@ async def _healthz(request: Request) -> Response:
     report = await asyncio.to_thread(
         check_health, stack.database.engine, lambda: searcher.loaded_version
     )
-    return JSONResponse(report.to_json(), status_code=report.http_status)
+    # which process answered: with `web --workers N` they share the port
+    body = report.to_json() | {"worker": {"pid": os.getpid()}}
+    return JSONResponse(body, status_code=report.http_status)
