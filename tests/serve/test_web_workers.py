@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -37,6 +38,42 @@ def _pids(url: str, want: int, within: float) -> set[int]:
             pass
         time.sleep(0.05)
     return seen
+
+
+def _status_of_one_response(connection: socket.socket) -> bytes:
+    """Read one whole HTTP response (headers, then content-length bytes); its status line."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return b""
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return b""
+        body += chunk
+    return head.split(b"\r\n", 1)[0]
+
+
+def _answers_again_on_the_same_connection(port: int, after: float) -> bool:
+    request = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+        connection.sendall(request)
+        first = _status_of_one_response(connection)
+        time.sleep(after)
+        try:
+            connection.sendall(request)
+            again = _status_of_one_response(connection)
+        except OSError:
+            return False
+    return first == again == b"HTTP/1.1 200 OK"
 
 
 def test_web_workers_share_the_port_answer_and_are_restarted(
@@ -79,6 +116,10 @@ def test_web_workers_share_the_port_answer_and_are_restarted(
             )
             assert reply.status_code == 200 and 'class="bubble bot"' in reply.text
             assert "15天" in reply.text
+
+        # A phone that typed a minute ago keeps its connection, so it stays with its worker
+        # (its short transcript and its allowance are that worker's).
+        assert _answers_again_on_the_same_connection(port, after=6.0)
 
         victim = min(first)
         os.kill(victim, signal.SIGKILL)

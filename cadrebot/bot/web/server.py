@@ -31,6 +31,8 @@ from cadrebot.storage import install_sensitive_data_filter
 
 log = logging.getLogger(__name__)
 
+KEEP_ALIVE_SECONDS = 75  # as serve's webhook (and nginx's default)
+
 
 def serve_web(
     settings: Settings,
@@ -98,6 +100,9 @@ def _uvicorn_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
         proxy_headers=True,  # X-Forwarded-Proto from a local TLS proxy → Secure cookies
         server_header=False,
         log_level="info",
+        # A phone's browser keeps its connection between a farmer's messages (uvicorn's 5 s
+        # default closed it each time), so with --workers it stays with its worker.
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
 
 
