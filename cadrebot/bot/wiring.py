@@ -41,6 +41,10 @@ from cadrebot.storage import CaseDatabase
 log = logging.getLogger(__name__)
 
 
+WEB_CHAT_CHANNEL = "webchat"
+"""The farmers' web chat's channel name (bot/web/routes/chat.py)."""
+
+
 @dataclass
 class Knowledge:
     embedder: Embedder
@@ -213,6 +217,9 @@ def build_conversation_stack(
         places=places,
         # The forms offered under answers (a hardship described → /report): offers.toml.
         offers=load_offers(offers_path(settings.knowledge_dir)),
+        # A browser is reached only when it comes back: its users' notices always wait in
+        # the outbox (whichever web worker, or restarted process, the browser comes back to).
+        pull_channels=frozenset({WEB_CHAT_CHANNEL}),
     )
     accounts = AccountDesk(database.unit_of_work, places=places, clock=now)
     # The admins' knowledge console: the loaded index in detail, corrections, the lexicon.

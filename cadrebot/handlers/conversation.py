@@ -154,9 +154,13 @@ class ConversationService:
         places: PlaceRegister | None = None,
         form_retention: timedelta | None = None,
         offers: OfferBook | None = None,
+        pull_channels: frozenset[str] = frozenset(),
     ) -> None:
         self._uow_factory = uow_factory
         self._offers = offers or OfferBook()
+        # Channels that cannot reach a user until that user comes back (the web chat): the
+        # notices for their users always wait in the outbox, never in a result.
+        self._pull_channels = pull_channels
         # A follow-up refers to a question asked this recently in the same conversation.
         self._followup_window = idle_timeout
         # An unfinished form's answers (an ID number among them) are deleted this long after
@@ -199,6 +203,7 @@ class ConversationService:
         on_case_filed: Callable[[str], None] | None = None,
         places: PlaceRegister | None = None,
         offers: OfferBook | None = None,
+        pull_channels: frozenset[str] = frozenset(),
     ) -> ConversationService:
         return cls(
             uow_factory,
@@ -213,6 +218,7 @@ class ConversationService:
             on_case_filed=on_case_filed,
             places=places,
             offers=offers,
+            pull_channels=pull_channels,
         )
 
     @property
@@ -361,16 +367,16 @@ class ConversationService:
 
     # ------------------------------------------------------------------ the notice outbox
 
-    @staticmethod
     def _queue_elsewhere(
-        uow: NoticeUnitOfWork, channel: str, notices: Sequence[Notice], now: datetime
+        self, uow: NoticeUnitOfWork, channel: str, notices: Sequence[Notice], now: datetime
     ) -> list[Notice]:
         """The notices for users of the turn's own channel, which it delivers at once with
-        the result; the others (a web-chat farmer told of a Telegram cadre's /setstatus)
-        go to the outbox in the turn's transaction, for their channel to deliver."""
+        the result; the others (a web-chat farmer told of a Telegram cadre's /setstatus, or
+        of a move made in the web chat itself, which cannot reach another browser) go to
+        the outbox in the turn's transaction, for their channel to deliver."""
         here: list[Notice] = []
         for notice in notices:
-            if notice.user.channel == channel:
+            if notice.user.channel == channel and channel not in self._pull_channels:
                 here.append(notice)
             else:
                 uow.outbox.add(notice.user, notice.text, now)

@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+from fastapi import FastAPI
+
 from cadrebot.bot.telegram import build_services
 from cadrebot.bot.web.routes.chat import BROWSER_COOKIE
 from cadrebot.bot.wiring import ConversationStack
-from cadrebot.handlers.ports import NewCase
+from cadrebot.handlers.ports import NewCase, Role
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.forms import VALID_ID
 from tests.support.knowledge import Parts, fresh_dirs, knowledge_for
@@ -124,3 +127,32 @@ def test_the_web_chat_page_shows_the_notice_when_the_farmer_comes_back(
     page = anonymous.get("/chat").text
     assert f"{number}" in page and "办理状态已更新为：核实中" in page
     assert web_stack.service.pending_notices("webchat", key) == []
+
+
+def test_a_move_made_in_the_web_chat_waits_for_the_farmer_in_the_outbox(
+    web_stack: ConversationStack, web_app: FastAPI
+) -> None:
+    """A cadre registered in the web chat (an invite code works on every channel) moves a
+    web-chat farmer's case there. The farmer's browser is not the one acting, and the web
+    chat cannot reach it: the notice must wait in the database, where any worker, or this
+    one after a restart, shows it when the farmer comes back, not in the acting process's
+    memory."""
+    cadre_browser = WebClient(web_app)
+    cadre_browser.get("/chat")
+    cadre_key = hashlib.sha256(cadre_browser.cookies[BROWSER_COOKIE].encode("ascii")).hexdigest()
+    with web_stack.database.unit_of_work() as uow:
+        cadre = uow.users.get_or_create("webchat", cadre_key, "网页干部")
+        uow.users.set_role(cadre.id, Role.CADRE, "潭东镇", None, township_id=TANDONG)
+        uow.commit()
+    number = file_case(web_stack, "webchat", "browser-9")
+    page = cadre_browser.get("/chat").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token is not None
+    response = cadre_browser.post(
+        "/chat/send",
+        data={"text": f"/setstatus {number} 核实中"},
+        headers={"HX-Request": "true", "X-CSRF-Token": token[1]},
+    )
+    assert response.status_code == 200 and "核实中" in response.text
+    [told] = web_stack.service.pending_notices("webchat", "browser-9")
+    assert number in told and "办理状态已更新为：核实中" in told

@@ -39,19 +39,20 @@ from starlette.concurrency import run_in_threadpool
 from cadrebot.bot.web.context import current_staff, session_of, web_context
 from cadrebot.bot.web.rendering import render
 from cadrebot.bot.web.security import cookie_is_secure, csrf_protect
+from cadrebot.bot.wiring import WEB_CHAT_CHANNEL
 from cadrebot.handlers.conversation import MAX_MESSAGE_CHARS
 from cadrebot.handlers.forms.engine import CANCEL_LABEL, SUBMIT_LABEL
 from cadrebot.handlers.forms.fields import DONE_WORD, SKIP_WORD, TOGGLE_PREFIX
 from cadrebot.handlers.masking import mask_sensitive
 from cadrebot.handlers.ports import Action, ActionKind, Reply
-from cadrebot.handlers.turns import BackgroundTask, Inbound, Notice, TurnResult
+from cadrebot.handlers.turns import BackgroundTask, Inbound, TurnResult
 from cadrebot.settings import Settings
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(dependencies=[Depends(csrf_protect)])
 
-CHANNEL = "webchat"
+CHANNEL = WEB_CHAT_CHANNEL
 DISPLAY_NAME = "网页用户"
 BROWSER_COOKIE = "cadrebot_chat"
 BROWSER_COOKIE_DAYS = 30
@@ -385,13 +386,6 @@ class WebChat:
         self.per_address.record(address)
         return True
 
-    def deliver(self, notices: Sequence[Notice]) -> None:
-        """Notices for web-chat users: kept with their transcript, shown at their next page
-        load (a browser has no push channel here). Others belong to other channels."""
-        for notice in notices:
-            if notice.user.channel == CHANNEL:
-                self.transcripts.append(notice.user.external_id, notice.text)
-
     def start(self, key: str, tasks: Sequence[BackgroundTask]) -> None:
         """Run slow work a turn started in a worker thread; its outcome joins the transcript."""
         for task in tasks:
@@ -554,7 +548,6 @@ async def send(
     bubble_origin = origin if _BUBBLE_ID.fullmatch(origin) else None
     update = update_of(result, said=said, origin=bubble_origin, via_button=tapped)
     chat.transcripts.record(key, update)
-    chat.deliver(result.notices)
     chat.start(key, result.tasks)
     if not htmx:
         return _remember(_back_to_chat(), request, browser)
