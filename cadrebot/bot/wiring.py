@@ -37,6 +37,7 @@ from cadrebot.indexer.store import IndexStore
 from cadrebot.indexer.tokenizer import PolicyTokenizer
 from cadrebot.settings import Settings
 from cadrebot.storage import CaseDatabase
+from cadrebot.storage.chat_transcripts import SqlChatTranscripts
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,7 @@ class ConversationStack:
     accounts: AccountDesk
     knowledge_desk: KnowledgeDesk
     case_board: CaseBoard
+    chat_transcripts: SqlChatTranscripts
 
     def open(self) -> None:
         """Build the index if this data dir has none, load it, open and migrate the database."""
@@ -249,4 +251,6 @@ def build_conversation_stack(
         accounts,
         knowledge_desk=knowledge_desk,
         case_board=case_board,
+        # What the web chat showed each browser lately, for every web worker to show.
+        chat_transcripts=SqlChatTranscripts(database),
     )

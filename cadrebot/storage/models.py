@@ -407,6 +407,20 @@ class OutboundNoticeRow(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column()
 
 
+class ChatTranscriptRow(Base):
+    """What the web chat showed a browser lately (its latest exchanges as rendered, and a
+    reply it expects), so that any worker, or a restarted one, shows the same page. Keyed
+    by the SHA-256 of the browser's cookie; the user's words in it are masked; deleted 30
+    minutes after its last change."""
+
+    __tablename__ = "web_chat_transcripts"
+    __table_args__ = (Index(None, "updated_at"),)
+
+    browser: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column()
+
+
 @event.listens_for(CaseEventRow, "before_update")
 def _case_events_are_append_only(mapper: Mapper[Any], connection: Any, target: Any) -> None:
     raise RuntimeError("case_events is append-only; add a new event instead")

@@ -42,10 +42,12 @@ PROJECT_TABLES = {
     "login_failures",
     "audit_events",
     "outbound_notices",
+    "web_chat_transcripts",
 }
 INBOX_TABLES = {"inbound_updates", "job_runs"}
 WEB_TABLES = {"web_accounts", "web_sessions", "login_failures", "audit_events"}
 OUTBOX_TABLES = {"outbound_notices"}
+CHAT_TABLES = {"web_chat_transcripts"}
 
 
 def _tables(url: str) -> set[str]:
@@ -77,12 +79,16 @@ def test_upgrade_downgrade_upgrade(db_url: str) -> None:
 
 def test_inbox_revision_up_and_down(db_url: str) -> None:
     upgrade(db_url, "0001")
-    assert _tables(db_url) == PROJECT_TABLES - INBOX_TABLES - WEB_TABLES - OUTBOX_TABLES
+    assert (
+        _tables(db_url) == PROJECT_TABLES - INBOX_TABLES - WEB_TABLES - OUTBOX_TABLES - CHAT_TABLES
+    )
     upgrade(db_url)
     assert _tables(db_url) == PROJECT_TABLES
     assert current_revision(db_url) == head_revision()
     downgrade(db_url, "0001")
-    assert _tables(db_url) == PROJECT_TABLES - INBOX_TABLES - WEB_TABLES - OUTBOX_TABLES
+    assert (
+        _tables(db_url) == PROJECT_TABLES - INBOX_TABLES - WEB_TABLES - OUTBOX_TABLES - CHAT_TABLES
+    )
     assert current_revision(db_url) == "0001"
     upgrade(db_url)
     assert _tables(db_url) == PROJECT_TABLES
@@ -90,21 +96,31 @@ def test_inbox_revision_up_and_down(db_url: str) -> None:
 
 def test_web_revision_up_and_down(db_url: str) -> None:
     upgrade(db_url, "0003")
-    assert _tables(db_url) == PROJECT_TABLES - WEB_TABLES - OUTBOX_TABLES
+    assert _tables(db_url) == PROJECT_TABLES - WEB_TABLES - OUTBOX_TABLES - CHAT_TABLES
     upgrade(db_url, "0004")
-    assert _tables(db_url) == PROJECT_TABLES - OUTBOX_TABLES
+    assert _tables(db_url) == PROJECT_TABLES - OUTBOX_TABLES - CHAT_TABLES
     downgrade(db_url, "0003")
-    assert _tables(db_url) == PROJECT_TABLES - WEB_TABLES - OUTBOX_TABLES
+    assert _tables(db_url) == PROJECT_TABLES - WEB_TABLES - OUTBOX_TABLES - CHAT_TABLES
 
 
 def test_outbox_revision_up_and_down(db_url: str) -> None:
     upgrade(db_url, "0005")
-    assert _tables(db_url) == PROJECT_TABLES - OUTBOX_TABLES
+    assert _tables(db_url) == PROJECT_TABLES - OUTBOX_TABLES - CHAT_TABLES
     upgrade(db_url, "0006")
-    assert _tables(db_url) == PROJECT_TABLES
+    assert _tables(db_url) == PROJECT_TABLES - CHAT_TABLES
     downgrade(db_url, "0005")
-    assert _tables(db_url) == PROJECT_TABLES - OUTBOX_TABLES
+    assert _tables(db_url) == PROJECT_TABLES - OUTBOX_TABLES - CHAT_TABLES
     assert current_revision(db_url) == "0005"
+
+
+def test_chat_transcripts_revision_up_and_down(db_url: str) -> None:
+    upgrade(db_url, "0006")
+    assert _tables(db_url) == PROJECT_TABLES - CHAT_TABLES
+    upgrade(db_url, "0007")
+    assert _tables(db_url) == PROJECT_TABLES
+    downgrade(db_url, "0006")
+    assert _tables(db_url) == PROJECT_TABLES - CHAT_TABLES
+    assert current_revision(db_url) == "0006"
 
 
 def test_models_and_migrations_agree(db_url: str) -> None:

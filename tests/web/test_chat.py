@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 
 import httpx
@@ -16,6 +17,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from cadrebot.bot.web.app import create_web_app, web_context_of
 from cadrebot.bot.web.routes.chat import (
     BROWSER_COOKIE,
     CHANNEL,
@@ -239,6 +241,35 @@ def test_a_risk_report_is_filed_after_a_bad_id_and_listed_in_my_cases(
     assert VALID_ID[:4] + "*" * 10 + VALID_ID[-4:] in "".join(farmer.seen)
 
 
+def test_the_conversation_is_shown_by_another_worker_and_after_a_restart(
+    web_stack: ConversationStack, farmer: Farmer
+) -> None:
+    """A phone's next page load may reach another `web --workers N` process, or this one
+    restarted: the conversation shown is the same (kept with the database, not in memory)."""
+    farmer.say(QUESTION)
+    farmer.tap("👍 有帮助")
+    elsewhere = WebClient(create_web_app(web_context_of(web_stack), housekeeping_seconds=None))
+    elsewhere.cookies.set(BROWSER_COOKIE, farmer.client.cookies[BROWSER_COOKIE], path="/chat")
+    page = elsewhere.get("/chat").text
+    assert page.index(QUESTION) < page.index("15天") < page.index(THANKS)
+    # and the conversation goes on there
+    again = Farmer(elsewhere)
+    again.say("那信丰县呢？")
+    assert "信丰" in again.text()
+
+
+def test_an_old_conversation_is_not_shown_and_is_purged(
+    web_stack: ConversationStack, farmer: Farmer
+) -> None:
+    farmer.say(QUESTION)
+    key = hashlib.sha256(farmer.client.cookies[BROWSER_COOKIE].encode("ascii")).hexdigest()
+    store = web_stack.chat_transcripts
+    assert store.load(key, fresh_after=web_stack.service.clock() - timedelta(minutes=1))
+    later = web_stack.service.clock() + timedelta(minutes=31)
+    assert store.purge(older_than=later - timedelta(minutes=30)) >= 1
+    assert store.load(key, fresh_after=datetime.min.replace(tzinfo=UTC)) is None
+
+
 def test_markup_in_a_message_is_shown_as_text(farmer: Farmer) -> None:
     evil = '<script>alert("x")</script><img src=x onerror=alert(1)>'
     response = farmer.say(evil)
@@ -270,7 +301,9 @@ def test_the_rate_limit_refuses_politely_and_does_not_process(
             "web_chat_messages_per_minute_per_address": 5,
         }
     )
-    web_app.state.web_chat = WebChat(limited, web_stack.service)
+    web_app.state.web_chat = WebChat(
+        limited, web_stack.service, web_stack.chat_transcripts, now=web_stack.service.clock
+    )
     one = Farmer(WebClient(web_app))
     statuses = [one.say(f"问题{n}").status_code for n in range(4)]
     assert statuses == [200, 200, 200, 429]
@@ -371,7 +404,9 @@ async def test_turns_beyond_the_limit_wait_their_turn(
 ) -> None:
     settings = web_stack.settings.model_copy(update={"web_chat_concurrent_turns": limit})
     overlap = Overlap(web_stack)
-    web_app.state.web_chat = WebChat(settings, overlap)
+    web_app.state.web_chat = WebChat(
+        settings, overlap, web_stack.chat_transcripts, now=web_stack.service.clock
+    )
     transport = httpx.ASGITransport(app=web_app)
     browsers = [httpx.AsyncClient(transport=transport, base_url="http://chat") for _ in range(6)]
     try:

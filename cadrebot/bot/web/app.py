@@ -55,10 +55,12 @@ def _housekeeping(context: WebContext) -> None:
     """Ended sessions and old failed logins go; abandoned forms are removed as the core's
     retention rule says, their owners' notices queued in the outbox (a browser is told
     when it comes back, a Telegram user by a Telegram process); old notices leave the
-    outbox (a deployment may run `cadrebot web` without Telegram)."""
+    outbox (a deployment may run `cadrebot web` without Telegram); the web chat's
+    transcripts go 30 minutes after their last change."""
     context.stack.accounts.purge_expired()
     context.stack.service.clean_up_forms(deliver=())  # every notice waits in the outbox
     context.stack.service.purge_notices()
+    context.stack.chat_transcripts.purge(older_than=context.clock() - chat.TRANSCRIPT_TTL)
 
 
 def create_web_app(

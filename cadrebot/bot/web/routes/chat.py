@@ -14,23 +14,25 @@ only its SHA-256 (``external_id``), so the database never holds the cookie's val
 
 htmx posts a message to /chat/send and appends the returned fragment to the transcript; the
 same form posted without JavaScript gets a redirect back to /chat, which shows the latest
-exchanges from the process's short memory of each browser's transcript (kept a while, so a
-reload shows the conversation too; the conversation itself lives in the database as on every
-channel, only the rendering is remembered here).
+exchanges as rendered (:class:`Transcripts`, kept with the database for 30 minutes, so a
+reload, another ``--workers`` process or a restarted one shows the conversation too; the
+conversation itself lives in the database as on every channel).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import re
 import secrets
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Annotated, Protocol
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -224,82 +226,97 @@ def update_of(
     return ChatUpdate(ChatTurn(shown_said, new, result.toast), replaced, re_actioned, prompt)
 
 
-# --------------------------------------------------------------------------- memory
+# --------------------------------------------------------------------------- transcripts
+
+
+class TranscriptStore(Protocol):
+    """Where the transcripts are kept (storage/chat_transcripts.py): one text per browser."""
+
+    def load(self, browser: str, *, fresh_after: datetime) -> str | None: ...
+
+    def save(self, browser: str, state: str, *, at: datetime) -> None: ...
+
+    def purge(self, *, older_than: datetime) -> int: ...
+
+
+TRANSCRIPT_TTL = timedelta(minutes=30)
 
 
 @dataclass
 class _Browser:
     turns: deque[ChatTurn]
     prompt: str | None = None
-    seen: float = 0.0
 
 
 class Transcripts:
-    """Each browser's latest exchanges as rendered, in this process's memory: what /chat
-    shows on a reload or after a form posted without JavaScript. Bounded in browsers, turns
-    and time; touched only on the event loop (no lock needed)."""
+    """Each browser's latest exchanges as rendered: what /chat shows on a reload, after a
+    form posted without JavaScript, on another ``--workers`` process or after a restart.
+    Kept with the database (a :class:`TranscriptStore`), bounded in turns and time (gone
+    30 minutes after the last change). Blocking: call it from a worker thread."""
 
     def __init__(
         self,
+        store: TranscriptStore,
         *,
+        now: Callable[[], datetime],
         turns_kept: int = 8,
-        max_browsers: int = 4000,
-        ttl_seconds: float = 1800.0,
-        clock: Callable[[], float] = time.monotonic,
+        ttl: timedelta = TRANSCRIPT_TTL,
     ) -> None:
+        self._store = store
+        self._now = now
         self._turns_kept = turns_kept
-        self._max_browsers = max_browsers
-        self._ttl = ttl_seconds
-        self._clock = clock
-        self._browsers: OrderedDict[str, _Browser] = OrderedDict()
+        self._ttl = ttl
 
-    def _get(self, key: str) -> _Browser | None:
-        browser = self._browsers.get(key)
-        if browser is not None and self._clock() - browser.seen > self._ttl:
-            del self._browsers[key]
-            return None
+    def _load(self, key: str) -> _Browser:
+        state = self._store.load(key, fresh_after=self._now() - self._ttl)
+        browser = _Browser(deque(maxlen=self._turns_kept))
+        if state is None:
+            return browser
+        try:
+            saved = json.loads(state)
+            browser.turns.extend(_turn_of(turn) for turn in saved["turns"])
+            browser.prompt = saved.get("prompt")
+        except (ValueError, KeyError, TypeError):  # another version's shape: start afresh
+            log.warning("a web chat transcript could not be read; starting it afresh")
+            browser.turns.clear()
         return browser
 
-    def _touch(self, key: str) -> _Browser:
-        now = self._clock()
-        browser = self._get(key)
-        if browser is None:
-            browser = _Browser(deque(maxlen=self._turns_kept))
-            self._browsers[key] = browser
-        browser.seen = now
-        self._browsers.move_to_end(key)
-        while len(self._browsers) > self._max_browsers:
-            self._browsers.popitem(last=False)
-        return browser
+    def _save(self, key: str, browser: _Browser) -> None:
+        state = {"turns": [asdict(turn) for turn in browser.turns], "prompt": browser.prompt}
+        self._store.save(key, json.dumps(state, ensure_ascii=False), at=self._now())
 
     def turns(self, key: str) -> list[ChatTurn]:
-        browser = self._get(key)
-        return list(browser.turns) if browser is not None else []
+        return list(self._load(key).turns)
 
     def prompt(self, key: str) -> str | None:
-        browser = self._get(key)
-        return browser.prompt if browser is not None else None
-
-    def known(self, key: str) -> bool:
-        return self._get(key) is not None
+        return self._load(key).prompt
 
     def record(self, key: str, update: ChatUpdate) -> None:
-        browser = self._touch(key)
+        browser = self._load(key)
         turn = ChatTurn(update.turn.said, list(update.turn.bubbles), update.turn.toast)
         for bubble in update.replaced:
             if not self._edit(browser, bubble.id, _replacing(bubble)):
-                turn.bubbles.append(bubble)  # its message is gone from memory: show it anew
+                turn.bubbles.append(bubble)  # its message is no longer kept: show it anew
         for bubble in update.re_actioned:
             self._edit(browser, bubble.id, _with_actions_of(bubble))
         if turn.said is not None or turn.bubbles or turn.toast:
             browser.turns.append(turn)
         # A reply expecting an answer is answered by the very next message only.
         browser.prompt = update.prompt
+        self._save(key, browser)
 
-    def append(self, key: str, text: str) -> None:
-        """A message for this browser from outside its own turns (a notice, a finished
-        background task), shown on its next page load."""
-        self._touch(key).turns.append(ChatTurn(None, [ChatBubble(new_bubble_id(), text)]))
+    def append(self, key: str, texts: Sequence[str]) -> None:
+        """Messages for this browser from outside its own turns (notices, a finished
+        background task), shown from its next page load on."""
+        if not texts:
+            return
+        browser = self._load(key)
+        for text in texts:
+            browser.turns.append(ChatTurn(None, [ChatBubble(new_bubble_id(), text)]))
+        self._save(key, browser)
+
+    def purge(self) -> int:
+        return self._store.purge(older_than=self._now() - self._ttl)
 
     @staticmethod
     def _edit(
@@ -311,6 +328,27 @@ class Transcripts:
                     turn.bubbles[n] = change(old)
                     return True
         return False
+
+
+def _buttons_of(saved: list[dict[str, Any]]) -> tuple[ChatButton, ...]:
+    return tuple(ChatButton(**button) for button in saved)
+
+
+def _turn_of(saved: dict[str, Any]) -> ChatTurn:
+    bubbles = [
+        ChatBubble(
+            id=bubble["id"],
+            text=bubble["text"],
+            choices=_buttons_of(bubble["choices"]),
+            controls=_buttons_of(bubble["controls"]),
+            actions=_buttons_of(bubble["actions"]),
+            suggestions=_buttons_of(bubble["suggestions"]),
+            multi_select=bool(bubble["multi_select"]),
+            expects_reply=bool(bubble["expects_reply"]),
+        )
+        for bubble in saved["bubbles"]
+    ]
+    return ChatTurn(saved["said"], bubbles, saved["toast"])
 
 
 def _replacing(new: ChatBubble) -> Callable[[ChatBubble], ChatBubble]:
@@ -358,13 +396,15 @@ class SlidingWindowLimit:
 
 
 class WebChat:
-    """The chat's per-process state: rate limits and the transcripts' memory."""
+    """The chat's state: its rate limits (per process), the transcripts (in the database)."""
 
     def __init__(
         self,
         settings: Settings,
         conversation: Conversation,
+        transcripts: TranscriptStore,
         *,
+        now: Callable[[], datetime],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.conversation = conversation
@@ -372,7 +412,7 @@ class WebChat:
         self.per_address = SlidingWindowLimit(
             settings.web_chat_messages_per_minute_per_address, clock=clock
         )
-        self.transcripts = Transcripts(clock=clock)
+        self.transcripts = Transcripts(transcripts, now=now)
         # Turns are CPU-bound: past a few at once they only slow each other down, so the
         # rest wait here, first come first served, instead of in the thread pool.
         self.turns = asyncio.Semaphore(settings.web_chat_concurrent_turns)
@@ -399,7 +439,7 @@ class WebChat:
         except Exception:
             log.exception("web chat background task failed")
             return
-        self.transcripts.append(key, outcome)
+        await asyncio.to_thread(self.transcripts.append, key, [outcome])
 
 
 async def web_chat(request: Request) -> WebChat:
@@ -407,7 +447,7 @@ async def web_chat(request: Request) -> WebChat:
     chat: WebChat | None = getattr(request.app.state, "web_chat", None)
     if chat is None:
         web = web_context(request)
-        chat = WebChat(web.settings, web.stack.service)
+        chat = WebChat(web.settings, web.stack.service, web.stack.chat_transcripts, now=web.clock)
         request.app.state.web_chat = chat
     return chat
 
@@ -466,7 +506,7 @@ def _quick_buttons() -> list[ChatButton]:
     return [ChatButton(label, command, "quick") for label, command in QUICK_COMMANDS]
 
 
-def _page(
+async def _page(
     request: Request,
     chat: WebChat,
     browser: BrowserId,
@@ -475,8 +515,9 @@ def _page(
     draft: str = "",
     status_code: int = 200,
 ) -> Response:
+    turns = await run_in_threadpool(chat.transcripts.turns, browser.key)
     context = {
-        "turns": chat.transcripts.turns(browser.key),
+        "turns": turns,
         "welcome": WELCOME,
         "quick": _quick_buttons(),
         "notice": notice,
@@ -502,9 +543,8 @@ async def chat_page(request: Request, chat: ChatDep) -> Response:
         # A status change made since the last visit (the case desk's notice, kept in the
         # outbox because a browser cannot be reached): shown now, at the end of the chat.
         waiting = await run_in_threadpool(chat.conversation.pending_notices, CHANNEL, browser.key)
-        for text in waiting:
-            chat.transcripts.append(browser.key, text)
-    return _page(request, chat, browser)
+        await run_in_threadpool(chat.transcripts.append, browser.key, waiting)
+    return await _page(request, chat, browser)
 
 
 @router.post("/chat/send")
@@ -529,7 +569,7 @@ async def send(
             refused = render(request, "chat/refused.html", {"message": TOO_FAST}, status_code=429)
             return _remember(refused, request, browser)
         draft = "" if tapped else text
-        return _page(request, chat, browser, notice=TOO_FAST, draft=draft, status_code=429)
+        return await _page(request, chat, browser, notice=TOO_FAST, draft=draft, status_code=429)
 
     key = browser.key
     inbound = Inbound(
@@ -537,7 +577,7 @@ async def send(
         key,
         DISPLAY_NAME,
         text,
-        replying_to=chat.transcripts.prompt(key),
+        replying_to=await run_in_threadpool(chat.transcripts.prompt, key),
         via_button=tapped,
     )
     async with chat.turns:
@@ -547,7 +587,7 @@ async def send(
     said = mask_sensitive(label if tapped and label else text)
     bubble_origin = origin if _BUBBLE_ID.fullmatch(origin) else None
     update = update_of(result, said=said, origin=bubble_origin, via_button=tapped)
-    chat.transcripts.record(key, update)
+    await run_in_threadpool(chat.transcripts.record, key, update)
     chat.start(key, result.tasks)
     if not htmx:
         return _remember(_back_to_chat(), request, browser)
