@@ -30,7 +30,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Protocol
 
@@ -243,7 +243,9 @@ TRANSCRIPT_TTL = timedelta(minutes=30)
 
 
 @dataclass
-class _Browser:
+class BrowserState:
+    """A browser's transcript as loaded: its latest turns and the reply it expects."""
+
     turns: deque[ChatTurn]
     prompt: str | None = None
 
@@ -267,9 +269,9 @@ class Transcripts:
         self._turns_kept = turns_kept
         self._ttl = ttl
 
-    def _load(self, key: str) -> _Browser:
+    def load(self, key: str) -> BrowserState:
         state = self._store.load(key, fresh_after=self._now() - self._ttl)
-        browser = _Browser(deque(maxlen=self._turns_kept))
+        browser = BrowserState(deque(maxlen=self._turns_kept))
         if state is None:
             return browser
         try:
@@ -281,18 +283,17 @@ class Transcripts:
             browser.turns.clear()
         return browser
 
-    def _save(self, key: str, browser: _Browser) -> None:
-        state = {"turns": [asdict(turn) for turn in browser.turns], "prompt": browser.prompt}
+    def _save(self, key: str, browser: BrowserState) -> None:
+        state = {"turns": [_saved(turn) for turn in browser.turns], "prompt": browser.prompt}
         self._store.save(key, json.dumps(state, ensure_ascii=False), at=self._now())
 
     def turns(self, key: str) -> list[ChatTurn]:
-        return list(self._load(key).turns)
+        return list(self.load(key).turns)
 
-    def prompt(self, key: str) -> str | None:
-        return self._load(key).prompt
-
-    def record(self, key: str, update: ChatUpdate) -> None:
-        browser = self._load(key)
+    def record(self, key: str, update: ChatUpdate, browser: BrowserState | None = None) -> None:
+        """Add a turn's update to the transcript: ``browser`` as loaded before the turn (a
+        browser sends one message at a time), or loaded now."""
+        browser = browser if browser is not None else self.load(key)
         turn = ChatTurn(update.turn.said, list(update.turn.bubbles), update.turn.toast)
         for bubble in update.replaced:
             if not self._edit(browser, bubble.id, _replacing(bubble)):
@@ -310,7 +311,7 @@ class Transcripts:
         background task), shown from its next page load on."""
         if not texts:
             return
-        browser = self._load(key)
+        browser = self.load(key)
         for text in texts:
             browser.turns.append(ChatTurn(None, [ChatBubble(new_bubble_id(), text)]))
         self._save(key, browser)
@@ -320,7 +321,7 @@ class Transcripts:
 
     @staticmethod
     def _edit(
-        browser: _Browser, bubble_id: str, change: Callable[[ChatBubble], ChatBubble]
+        browser: BrowserState, bubble_id: str, change: Callable[[ChatBubble], ChatBubble]
     ) -> bool:
         for turn in browser.turns:
             for n, old in enumerate(turn.bubbles):
@@ -328,6 +329,33 @@ class Transcripts:
                     turn.bubbles[n] = change(old)
                     return True
         return False
+
+
+def _saved_buttons(buttons: Sequence[ChatButton]) -> list[dict[str, Any]]:
+    return [
+        {"label": b.label, "send": b.send, "style": b.style, "pressed": b.pressed} for b in buttons
+    ]
+
+
+def _saved(turn: ChatTurn) -> dict[str, Any]:
+    """A turn as JSON data (by hand: ``dataclasses.asdict`` deep-copies, ten times slower)."""
+    return {
+        "said": turn.said,
+        "toast": turn.toast,
+        "bubbles": [
+            {
+                "id": b.id,
+                "text": b.text,
+                "choices": _saved_buttons(b.choices),
+                "controls": _saved_buttons(b.controls),
+                "actions": _saved_buttons(b.actions),
+                "suggestions": _saved_buttons(b.suggestions),
+                "multi_select": b.multi_select,
+                "expects_reply": b.expects_reply,
+            }
+            for b in turn.bubbles
+        ],
+    }
 
 
 def _buttons_of(saved: list[dict[str, Any]]) -> tuple[ChatButton, ...]:
@@ -572,12 +600,13 @@ async def send(
         return await _page(request, chat, browser, notice=TOO_FAST, draft=draft, status_code=429)
 
     key = browser.key
+    state = await run_in_threadpool(chat.transcripts.load, key)
     inbound = Inbound(
         CHANNEL,
         key,
         DISPLAY_NAME,
         text,
-        replying_to=await run_in_threadpool(chat.transcripts.prompt, key),
+        replying_to=state.prompt,
         via_button=tapped,
     )
     async with chat.turns:
@@ -587,7 +616,7 @@ async def send(
     said = mask_sensitive(label if tapped and label else text)
     bubble_origin = origin if _BUBBLE_ID.fullmatch(origin) else None
     update = update_of(result, said=said, origin=bubble_origin, via_button=tapped)
-    await run_in_threadpool(chat.transcripts.record, key, update)
+    await run_in_threadpool(chat.transcripts.record, key, update, state)
     chat.start(key, result.tasks)
     if not htmx:
         return _remember(_back_to_chat(), request, browser)
