@@ -5,13 +5,29 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Executable, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from cadrebot.storage.database import CaseDatabase
 from cadrebot.storage.models import Base, ChatTranscriptRow
 
 _transcripts = Base.metadata.tables[ChatTranscriptRow.__tablename__]
+
+
+def _upsert(dialect: str, values: dict[str, object]) -> Executable:
+    """INSERT … ON CONFLICT (browser) DO UPDATE, in the dialect of one of the two databases
+    the project runs on."""
+    if dialect == "postgresql":
+        pg = postgresql.insert(_transcripts).values(values)
+        return pg.on_conflict_do_update(
+            index_elements=[_transcripts.c.browser],
+            set_={"state": pg.excluded.state, "updated_at": pg.excluded.updated_at},
+        )
+    lite = sqlite.insert(_transcripts).values(values)
+    return lite.on_conflict_do_update(
+        index_elements=[_transcripts.c.browser],
+        set_={"state": lite.excluded.state, "updated_at": lite.excluded.updated_at},
+    )
 
 
 class SqlChatTranscripts:
@@ -30,20 +46,11 @@ class SqlChatTranscripts:
             ).scalar_one_or_none()
 
     def save(self, browser: str, state: str, *, at: datetime) -> None:
-        values = {"state": state, "updated_at": at}
-        with self._database.engine.begin() as connection:
-            changed = connection.execute(
-                update(_transcripts).where(_transcripts.c.browser == browser).values(values)
-            ).rowcount
-            if changed:
-                return
-            try:
-                with connection.begin_nested():
-                    connection.execute(insert(_transcripts).values(browser=browser, **values))
-            except IntegrityError:  # the same browser's other request got there first
-                connection.execute(
-                    update(_transcripts).where(_transcripts.c.browser == browser).values(values)
-                )
+        """One statement (an upsert): the write lock is held as briefly as can be."""
+        engine = self._database.engine
+        values = {"browser": browser, "state": state, "updated_at": at}
+        with engine.begin() as connection:
+            connection.execute(_upsert(engine.dialect.name, values))
 
     def purge(self, *, older_than: datetime) -> int:
         """Delete the transcripts last changed before ``older_than``; how many went."""
