@@ -279,7 +279,10 @@ def _spawn(args: argparse.Namespace, env: dict[str, str], port: int, log_path: P
         return spawn_serve(env, workers=args.workers, port=port, log_path=log_path)
     with log_path.open("wb") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "cadrebot.bot.cli", "web", "--port", str(port)],
+            [
+                *(sys.executable, "-m", "cadrebot.bot.cli", "web"),
+                *("--port", str(port), "--workers", str(args.workers)),
+            ],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -315,7 +318,7 @@ async def serve_and_load(
     log_path = Path(tempfile.gettempdir()) / "web-chat-load.log"
     process = _spawn(args, env, port, log_path)
     try:
-        await wait_ready(port, args.workers if args.server == "serve" else 1, process, log_path)
+        await wait_ready(port, args.workers, process, log_path)
         profiler = _profile(process.pid, args.profile) if args.profile else None
         cpu_before = cpu_seconds(process.pid)
         load = await run_load(f"http://127.0.0.1:{port}", args, asked)
@@ -400,7 +403,7 @@ def run(args: argparse.Namespace) -> int:
     result = {
         "started": started.isoformat(timespec="seconds"),
         "database": database,
-        "server": "`cadrebot web` (uvicorn, one process)"
+        "server": f"`cadrebot web --workers {args.workers}` (uvicorn)"
         if args.server == "web"
         else f"`cadrebot serve --workers {args.workers}` (the web chat beside the webhook)",
         "knowledge": str(args.knowledge.relative_to(REPO))
@@ -443,7 +446,9 @@ def main() -> int:
         default="web",
         help="`cadrebot web` (one process), or `cadrebot serve --workers N` (PostgreSQL)",
     )
-    parser.add_argument("--workers", type=int, default=2, help="with --server serve")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="processes (default: web 1, serve 2)"
+    )
     parser.add_argument("--knowledge", type=Path, default=REPO / "knowledge")
     parser.add_argument(
         "--data-dir", type=Path, default=REPO / "var" / "bench-web-chat", help="index (reused)"
@@ -466,7 +471,10 @@ def main() -> int:
     parser.add_argument(
         "--profile", type=Path, default=None, help="py-spy the server into this file (raw)"
     )
-    return run(parser.parse_args())
+    args = parser.parse_args()
+    if args.workers is None:
+        args.workers = 2 if args.server == "serve" else 1
+    return run(args)
 
 
 if __name__ == "__main__":
