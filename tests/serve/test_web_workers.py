@@ -20,24 +20,9 @@ from cadrebot.bot.wiring import build_knowledge
 from cadrebot.settings import Settings
 from tests.support.database import sqlite_file_url
 from tests.support.fake_telegram import free_port
-from tests.support.processes import bot_env
+from tests.support.processes import answering_pids, bot_env
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def _pids(url: str, want: int, within: float) -> set[int]:
-    """The pids answering /healthz on ``url`` (new connections spread over the workers)."""
-    seen: set[int] = set()
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline and len(seen) < want:
-        try:
-            response = httpx.get(f"{url}/healthz", headers={"Connection": "close"}, timeout=2)
-            if response.status_code == 200:
-                seen.add(int(response.json()["worker"]["pid"]))
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    return seen
 
 
 def _status_of_one_response(connection: socket.socket) -> bytes:
@@ -101,7 +86,7 @@ def test_web_workers_share_the_port_answer_and_are_restarted(
             stderr=subprocess.STDOUT,
         )
     try:
-        first = _pids(url, want=2, within=90)
+        first = answering_pids(url, want=2, within=90)
         assert len(first) == 2, log_path.read_text("utf-8")[-3000:]
         assert supervisor.pid not in first
 
@@ -126,14 +111,14 @@ def test_web_workers_share_the_port_answer_and_are_restarted(
         now: set[int] = set()
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and not (now - first):
-            now = _pids(url, want=2, within=5)
+            now = answering_pids(url, want=2, within=5)
         assert now - first, "no new worker took the dead one's place"
         assert victim not in now and supervisor.poll() is None
     finally:
         supervisor.terminate()
         supervisor.wait(timeout=60)
     assert supervisor.returncode == 0  # SIGTERM: every worker stopped gracefully
-    assert not _pids(url, want=1, within=1)
+    assert not answering_pids(url, want=1, within=1)
 
 
 def test_several_web_workers_need_postgresql(

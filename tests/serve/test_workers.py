@@ -12,13 +12,13 @@ import signal
 import time
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
 from cadrebot.bot.telegram.routing import RETRY
 from cadrebot.handlers.conversation import APOLOGY
 from tests.support.forms import RISK_TYPED
+from tests.support.processes import answering_pids
 from tests.support.settings import ADMIN_ID
 
 from .cluster import Cluster, Worker
@@ -214,19 +214,7 @@ async def _add_file(cluster: Cluster, name: str, data: bytes) -> str:
 
 def _worker_pids(cluster: Cluster, port_owner: Worker, want: int, within: float = 90.0) -> set[int]:
     """The pids answering on ``port_owner``'s port (new connections spread over them)."""
-    seen: set[int] = set()
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline and len(seen) < want:
-        try:
-            response = cluster.http.get(
-                f"{port_owner.url}/healthz", headers={"Connection": "close"}, timeout=2
-            )
-            if response.status_code == 200:
-                seen.add(int(response.json()["worker"]["pid"]))
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    return seen
+    return answering_pids(port_owner.url, want, within)
 
 
 def test_the_supervisor_restarts_a_dead_worker(cluster: Cluster, workers: list[Worker]) -> None:

@@ -6,7 +6,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import httpx
 
 # Read by Settings besides the CADREBOT_* variables (see cadrebot.settings).
 _UNPREFIXED = ("DATABASE_URL", "TELEGRAM_BOT_TOKEN")
@@ -44,3 +47,19 @@ def spawn_serve(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+
+
+def answering_pids(url: str, want: int, within: float) -> set[int]:
+    """The pids answering ``url``/healthz, asked on new connections (which the kernel spreads
+    over the workers sharing the port) until ``want`` of them answered or ``within`` s."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline and len(seen) < want:
+        try:
+            response = httpx.get(f"{url}/healthz", headers={"Connection": "close"}, timeout=2)
+            if response.status_code == 200:
+                seen.add(int(response.json()["worker"]["pid"]))
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    return seen
