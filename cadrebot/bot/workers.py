@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from cadrebot.bot.wiring import Knowledge, build_knowledge, ensure_index
 from cadrebot.settings import Settings
-from cadrebot.storage import upgrade
+from cadrebot.storage import install_sensitive_data_filter, upgrade
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,31 @@ def listening_sockets(host: str, port: int, *, backlog: int = BACKLOG) -> list[s
             sock.close()
         raise
     return sockets
+
+
+def workers_refusal(settings: Settings, workers: int) -> str | None:
+    """Why ``workers`` processes cannot serve with ``settings`` (a message for the operator),
+    or None."""
+    if workers < 1:
+        return "--workers 至少为 1。"
+    if workers > 1 and settings.resolved_database_url().startswith("sqlite"):
+        return (
+            "多个工作进程需要共享 PostgreSQL 数据库：请设置 DATABASE_URL，"
+            "或使用 --workers 1（SQLite）。"
+        )
+    return None
+
+
+def configure_logging() -> None:
+    """A worker process's logging: one line per record with its pid, personal data masked."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO,
+            format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s",
+        )
+    for noisy in ("httpx", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    install_sensitive_data_filter()
 
 
 def worker_share(settings: Settings, workers: int) -> Settings:

@@ -234,11 +234,17 @@ class E5Weights:
             raise ModelFileError(f"the model file has no tensor {name}") from None
 
 
-def dequantise(blocks: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
-    """Q4_0 blocks → float32 (byte j holds weight j in its low nibble, j + 16 in its high)."""
+def _nibbles(blocks: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
+    """Q4_0 blocks' 32 stored values each, 0..15 (byte j: value j low, value j + 16 high)."""
     qs = blocks["qs"]
-    nibbles = np.concatenate([qs & 0x0F, qs >> 4], axis=-1).astype(np.float32) - 8.0
-    out: npt.NDArray[np.float32] = nibbles * blocks["d"].astype(np.float32)[..., None]
+    values: npt.NDArray[np.uint8] = np.concatenate([qs & 0x0F, qs >> 4], axis=-1)
+    return values
+
+
+def dequantise(blocks: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
+    """Q4_0 blocks → float32 (each value minus the zero point 8, times the block's scale)."""
+    centred = _nibbles(blocks).astype(np.float32) - 8.0
+    out: npt.NDArray[np.float32] = centred * blocks["d"].astype(np.float32)[..., None]
     return out
 
 
@@ -247,8 +253,7 @@ def _matmul_nbits_layout(
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32]]:
     """Q4_0 rows → MatMulNBits' packing (element 2k low nibble, 2k + 1 high) and scales."""
     per_row = cols // QK
-    qs = blocks["qs"]
-    values = np.concatenate([qs & 0x0F, qs >> 4], axis=-1)  # [blocks, 32], 0..15
+    values = _nibbles(blocks)  # [blocks, 32]
     packed = (values[:, 0::2] | (values[:, 1::2] << 4)).astype(np.uint8)
     scales = blocks["d"].astype(np.float32).reshape(rows, per_row)
     return packed.reshape(rows, per_row, QK // 2), scales

@@ -280,6 +280,28 @@ def test_markup_in_a_message_is_shown_as_text(farmer: Farmer) -> None:
     assert "<script>alert" not in farmer.client.get("/chat").text
 
 
+def test_the_kept_transcript_holds_hostile_input_masked_and_shows_it_as_text(
+    web_stack: ConversationStack, farmer: Farmer
+) -> None:
+    spaced_id = " ".join(
+        [VALID_ID[:4], VALID_ID[4:8], VALID_ID[8:12], VALID_ID[12:16], VALID_ID[16:]]
+    )
+    typed = f"=1+1 <b>粗</b> {spaced_id} 电话 138 1234 5678 " + "长" * 300
+    assert farmer.say(typed).status_code == 200
+    key = hashlib.sha256(farmer.client.cookies[BROWSER_COOKIE].encode("ascii")).hexdigest()
+    with web_stack.database.engine.connect() as connection:
+        kept = connection.execute(
+            text("SELECT state FROM web_chat_transcripts WHERE browser = :b"), {"b": key}
+        ).scalar_one()
+    digits = re.sub(r"\D", "", kept)
+    assert VALID_ID not in digits and spaced_id not in kept
+    assert "13812345678" not in digits and "138 1234 5678" not in kept
+    assert f"{VALID_ID[:4]}**********{VALID_ID[-4:]}" in kept and "138****5678" in kept
+    page = farmer.client.get("/chat").text  # shown again from the database, as text
+    assert "<b>粗</b>" not in page and "&lt;b&gt;粗&lt;/b&gt;" in page
+    assert "=1+1" in page and spaced_id not in page
+
+
 def test_a_post_without_the_csrf_token_is_refused_and_not_processed(
     farmer: Farmer, web_stack: ConversationStack
 ) -> None:

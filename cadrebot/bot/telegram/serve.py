@@ -65,11 +65,18 @@ from cadrebot.bot.telegram.inbox_dispatch import (
 )
 from cadrebot.bot.web.app import create_web_app, web_context_of
 from cadrebot.bot.wiring import Knowledge
-from cadrebot.bot.workers import BACKLOG, listening_sockets, prepare, supervise, worker_share
+from cadrebot.bot.workers import (
+    BACKLOG,
+    configure_logging,
+    listening_sockets,
+    prepare,
+    supervise,
+    worker_share,
+    workers_refusal,
+)
 from cadrebot.indexer.store import limit_compute_threads
 from cadrebot.ops.health import check_health
 from cadrebot.settings import Settings
-from cadrebot.storage import install_sensitive_data_filter
 
 log = logging.getLogger(__name__)
 
@@ -102,13 +109,9 @@ class ServeConfig:
                 "`cadrebot serve` 需要设置 CADREBOT_TELEGRAM_WEBHOOK_SECRET"
                 "（1-256 位字母、数字、_ 或 -），用于校验每个请求确实来自 Telegram。"
             )
-        if workers < 1:
-            raise ConfigurationError("--workers 至少为 1。")
-        if workers > 1 and settings.resolved_database_url().startswith("sqlite"):
-            raise ConfigurationError(
-                "多个工作进程需要共享 PostgreSQL 数据库：请设置 DATABASE_URL，"
-                "或使用 --workers 1（SQLite）。"
-            )
+        refusal = workers_refusal(settings, workers)
+        if refusal is not None:
+            raise ConfigurationError(refusal)
         return cls(
             listen=settings.telegram_webhook_listen,
             port=port if port is not None else settings.telegram_webhook_port,
@@ -317,15 +320,9 @@ def _worker_main(settings: Settings, config: ServeConfig, index: int) -> None:
 
 
 def _configure_logging(settings: Settings) -> None:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO,
-            format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s",
-        )
+    configure_logging()
     # uvicorn's start and stop lines: the worker logs its own.
-    for noisy in ("httpx", "apscheduler", "uvicorn.error"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    install_sensitive_data_filter()
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
 
 
 # ---------------------------------------------------------------------- the supervisor

@@ -7,8 +7,8 @@ One process serves on one core: the Python part of every request holds its GIL. 
 ``--workers N`` (PostgreSQL), N processes serve the same port (``SO_REUSEPORT``, see
 :mod:`cadrebot.bot.workers`) under a supervisor, as ``cadrebot serve`` does, for a deployment
 without Telegram (a county intranet) that still wants every core. What is kept per process
-(a browser's short transcript, the chat's rate limits, a build's progress bar) follows a
-browser's kept-alive connection, which stays on one worker.
+(the chat's rate limits, a build's progress bar) follows a browser's kept-alive connection,
+which stays on one worker; the chat's transcripts are in the database.
 """
 
 from __future__ import annotations
@@ -24,7 +24,14 @@ from fastapi import FastAPI
 
 from cadrebot.bot.web.app import create_web_app, web_context_of
 from cadrebot.bot.wiring import Knowledge, build_conversation_stack
-from cadrebot.bot.workers import listening_sockets, prepare, supervise, worker_share
+from cadrebot.bot.workers import (
+    configure_logging,
+    listening_sockets,
+    prepare,
+    supervise,
+    worker_share,
+    workers_refusal,
+)
 from cadrebot.indexer.store import limit_compute_threads
 from cadrebot.settings import Settings
 from cadrebot.storage import install_sensitive_data_filter
@@ -43,15 +50,9 @@ def serve_web(
     workers: int = 1,
 ) -> int:
     install_sensitive_data_filter()
-    if workers < 1:
-        print("错误：--workers 至少为 1。", file=sys.stderr)
-        return 2
-    if workers > 1 and settings.resolved_database_url().startswith("sqlite"):
-        print(
-            "错误：多个工作进程需要共享 PostgreSQL 数据库：请设置 DATABASE_URL，"
-            "或使用 --workers 1（SQLite）。",
-            file=sys.stderr,
-        )
+    refusal = workers_refusal(settings, workers)
+    if refusal is not None:
+        print(f"错误：{refusal}", file=sys.stderr)
         return 2
     # One math thread for the embedding runtime and FAISS, as `serve` workers do: a server's
     # parallelism is its concurrent requests (measured by bench/web_chat_load.py: 43-53 ms of
@@ -76,12 +77,7 @@ def serve_web(
 
 def _worker_main(settings: Settings, host: str, port: int, index: int) -> None:
     """Entry point of a spawned web worker: its own stack, the shared port."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO,
-            format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s",
-        )
-    install_sensitive_data_filter()
+    configure_logging()
     with build_conversation_stack(settings) as stack:
         server = uvicorn.Server(_uvicorn_config(create_web_app(web_context_of(stack)), host, port))
         sockets = listening_sockets(host, port)

@@ -236,8 +236,6 @@ class TranscriptStore(Protocol):
 
     def save(self, browser: str, state: str, *, at: datetime) -> None: ...
 
-    def purge(self, *, older_than: datetime) -> int: ...
-
 
 TRANSCRIPT_TTL = timedelta(minutes=30)
 
@@ -306,18 +304,15 @@ class Transcripts:
         browser.prompt = update.prompt
         self._save(key, browser)
 
-    def append(self, key: str, texts: Sequence[str]) -> None:
+    def append(self, key: str, texts: Sequence[str]) -> list[ChatTurn]:
         """Messages for this browser from outside its own turns (notices, a finished
-        background task), shown from its next page load on."""
-        if not texts:
-            return
+        background task), shown from its next page load on; the transcript with them."""
         browser = self.load(key)
-        for text in texts:
-            browser.turns.append(ChatTurn(None, [ChatBubble(new_bubble_id(), text)]))
-        self._save(key, browser)
-
-    def purge(self) -> int:
-        return self._store.purge(older_than=self._now() - self._ttl)
+        if texts:
+            for text in texts:
+                browser.turns.append(ChatTurn(None, [ChatBubble(new_bubble_id(), text)]))
+            self._save(key, browser)
+        return list(browser.turns)
 
     @staticmethod
     def _edit(
@@ -542,8 +537,11 @@ async def _page(
     notice: str | None = None,
     draft: str = "",
     status_code: int = 200,
+    turns: list[ChatTurn] | None = None,
 ) -> Response:
-    turns = await run_in_threadpool(chat.transcripts.turns, browser.key)
+    """The chat page; ``turns``: the transcript when the caller has just loaded it."""
+    if turns is None:
+        turns = await run_in_threadpool(chat.transcripts.turns, browser.key)
     context = {
         "turns": turns,
         "welcome": WELCOME,
@@ -571,7 +569,8 @@ async def chat_page(request: Request, chat: ChatDep) -> Response:
         # A status change made since the last visit (the case desk's notice, kept in the
         # outbox because a browser cannot be reached): shown now, at the end of the chat.
         waiting = await run_in_threadpool(chat.conversation.pending_notices, CHANNEL, browser.key)
-        await run_in_threadpool(chat.transcripts.append, browser.key, waiting)
+        turns = await run_in_threadpool(chat.transcripts.append, browser.key, waiting)
+        return await _page(request, chat, browser, turns=turns)
     return await _page(request, chat, browser)
 
 
